@@ -1,0 +1,38 @@
+"""One error type for everything a user can fix, and the wrapper that turns it into a clean exit."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+class EmbedlabError(Exception):
+    """A problem the user can fix (bad param, missing file, unreachable hub...).
+
+    ``fix`` says how; stages print both and exit with status 2 instead of a stack trace.
+    """
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(problem if fix is None else f"{problem}\n  fix: {fix}")
+
+
+class DataError(EmbedlabError):
+    """Input data is missing, unreadable or not in the expected shape."""
+
+
+class ParamsError(EmbedlabError):
+    """``params.yaml`` (or a value passed to a library function) is invalid."""
+
+
+EXIT_USER_ERROR = 2
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's ``main`` and turn an :class:`EmbedlabError` into one clear message and exit code 2."""
+    try:
+        main()
+    except EmbedlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
