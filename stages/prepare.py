@@ -41,20 +41,28 @@ def main() -> None:
             counts[names[label]] = counts.get(names[label], 0) + 1
         return counts
 
-    write_json(out / "metadata.json", {
-        "source": source.kind,
-        "nli": {**nli_info, "label_counts": label_counts(nli)},
-        "subsets": {
-            "nli": {"rows": len(nli), "range": [0, len(nli)]},
-            "gold": {"rows": len(gold), "range": [0, len(gold)], "label_counts": label_counts(gold)},
-            "silver": {"rows": len(silver), "range": [len(gold), len(gold) + len(silver)],
-                       "label_counts": label_counts(silver)},
-            "tsdae": {"rows_used": p.prepare.tsdae_rows, "sentences": len(tsdae)},
+    write_json(
+        out / "metadata.json",
+        {
+            "source": source.kind,
+            "nli": {**nli_info, "label_counts": label_counts(nli)},
+            "subsets": {
+                "nli": {"rows": len(nli), "range": [0, len(nli)]},
+                "gold": {"rows": len(gold), "range": [0, len(gold)], "label_counts": label_counts(gold)},
+                "silver": {
+                    "rows": len(silver),
+                    "range": [len(gold), len(gold) + len(silver)],
+                    "label_counts": label_counts(silver),
+                },
+                "tsdae": {"rows_used": p.prepare.tsdae_rows, "sentences": len(tsdae)},
+            },
+            "eval": {name: {"pairs": len(ds)} for name, ds in evals.items()},
         },
-        "eval": {name: {"pairs": len(ds)} for name, ds in evals.items()},
-    })
-    print(f"prepared {len(nli)} NLI pairs ({nli_info['kind']}), gold {len(gold)}, silver {len(silver)}, "
-          f"TSDAE {len(tsdae)} sentences; eval " + ", ".join(f"{k} {len(v)}" for k, v in evals.items()))
+    )
+    print(
+        f"prepared {len(nli)} NLI pairs ({nli_info['kind']}), gold {len(gold)}, silver {len(silver)}, "
+        f"TSDAE {len(tsdae)} sentences; eval " + ", ".join(f"{k} {len(v)}" for k, v in evals.items())
+    )
 
 
 if __name__ == "__main__":

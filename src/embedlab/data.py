@@ -55,8 +55,7 @@ def resolve_source(source: str, local_dir: Path | None) -> Source:
         raise DataError("data.source is 'local' but no folder is given", LOCAL_FIX)
     if not hub_reachable():
         raise DataError(
-            "the Hugging Face Hub is unreachable (offline, or HF_HUB_OFFLINE is set) and no local data folder "
-            "is given",
+            "the Hugging Face Hub is unreachable (offline, or HF_HUB_OFFLINE is set) and no local data folder is given",
             LOCAL_FIX,
         )
     return Source("hub")
@@ -168,7 +167,7 @@ def _read_nli_file(path: Path) -> tuple[dict[str, list], int]:
     else:  # .txt (official MultiNLI/SNLI) and GLUE .tsv: tab-separated with a header, no quoting
         header, body = _read_tsv_with_header(path, [])
         _check_nli_columns(path, header)
-        records = [(i, dict(zip(header, cols))) for i, cols in body]
+        records = [(i, dict(zip(header, cols, strict=False))) for i, cols in body]
     if suffix == ".jsonl" and records:
         _check_nli_columns(path, list(records[0][1]))
     rows: dict[str, list] = {"premise": [], "hypothesis": [], "label": []}
@@ -200,13 +199,24 @@ def _check_nli_columns(path: Path, header: list[str]) -> None:
 
 
 NLI_TRAIN_FILES = [
-    "multinli_1.0_train.jsonl", "multinli_1.0_train.txt", "multinli_1.0_train.csv", "MNLI/train.tsv",
+    "multinli_1.0_train.jsonl",
+    "multinli_1.0_train.txt",
+    "multinli_1.0_train.csv",
+    "MNLI/train.tsv",
 ]
 NLI_DEV_FILES = [
-    ["multinli_1.0_dev_matched.csv", "multinli_1.0_dev_matched.jsonl", "multinli_1.0_dev_matched.txt",
-     "MNLI/dev_matched.tsv"],
-    ["multinli_1.0_dev_mismatched.csv", "multinli_1.0_dev_mismatched.jsonl", "multinli_1.0_dev_mismatched.txt",
-     "MNLI/dev_mismatched.tsv"],
+    [
+        "multinli_1.0_dev_matched.csv",
+        "multinli_1.0_dev_matched.jsonl",
+        "multinli_1.0_dev_matched.txt",
+        "MNLI/dev_matched.tsv",
+    ],
+    [
+        "multinli_1.0_dev_mismatched.csv",
+        "multinli_1.0_dev_mismatched.jsonl",
+        "multinli_1.0_dev_mismatched.txt",
+        "MNLI/dev_mismatched.tsv",
+    ],
     ["snli_1.0_dev.csv", "snli_1.0_dev.jsonl", "snli_1.0_dev.txt"],
     ["snli_1.0_test.csv", "snli_1.0_test.jsonl", "snli_1.0_test.txt"],
 ]
@@ -231,8 +241,9 @@ def _local_nli_pool(root: Path, seed: int) -> tuple[dict[str, list], dict[str, A
         rows, dropped = _read_nli_file(path)
         for key in pool:
             pool[key].extend(rows[key])
-        used.append({"file": path.relative_to(root).as_posix(), "rows": len(rows["label"]),
-                     "dropped_no_gold_label": dropped})
+        used.append(
+            {"file": path.relative_to(root).as_posix(), "rows": len(rows["label"]), "dropped_no_gold_label": dropped}
+        )
     shuffled = train is None
     if shuffled:
         # Dev/test files are grouped by source and genre; shuffle once (seeded) so any prefix mixes them.
@@ -240,8 +251,12 @@ def _local_nli_pool(root: Path, seed: int) -> tuple[dict[str, list], dict[str, A
 
         order = np.random.default_rng(seed).permutation(len(pool["label"]))
         pool = {k: [v[i] for i in order] for k, v in pool.items()}
-    info = {"kind": "mnli_train" if train else "dev_test_pool", "files": used, "shuffled": shuffled,
-            "shuffle_seed": seed if shuffled else None}
+    info = {
+        "kind": "mnli_train" if train else "dev_test_pool",
+        "files": used,
+        "shuffled": shuffled,
+        "shuffle_seed": seed if shuffled else None,
+    }
     return pool, info
 
 
@@ -373,7 +388,9 @@ def check_columns(dataset, required: list[str], what: str) -> None:
     """Fail with a clear message when a dataset lacks a column a method reads."""
     missing = [c for c in required if c not in dataset.column_names]
     if missing:
-        raise DataError(f"{what} lacks column(s) {missing}; it has {dataset.column_names}",
-                        "re-run `dvc repro prepare` with the current code")
+        raise DataError(
+            f"{what} lacks column(s) {missing}; it has {dataset.column_names}",
+            "re-run `dvc repro prepare` with the current code",
+        )
     if len(dataset) == 0:
         raise DataError(f"{what} has no rows", "check the sizes in params.yaml")

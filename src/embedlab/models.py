@@ -46,8 +46,10 @@ def resolve_model(name: str) -> str:
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
-            raise EmbedlabError(f"{path} exists but holds no model (no config.json/modules.json)",
-                                "point at a saved model folder or re-run the stage that trains it")
+            raise EmbedlabError(
+                f"{path} exists but holds no model (no config.json/modules.json)",
+                "point at a saved model folder or re-run the stage that trains it",
+            )
         return str(path)
     if _looks_like_path(name):
         raise EmbedlabError(f"model path {name} does not exist", "run the stage that trains it (`dvc repro`)")
