@@ -62,7 +62,7 @@ def changed_stages(repo: Path) -> set[str]:
     return set(dvc_status(repo))
 
 
-def make_repo(dest: Path, profile: str = "tiny") -> Path:
+def make_repo(dest: Path, profile: str | None = "tiny") -> Path:
     """Copy the tracked files of this checkout (plus uncommitted edits) into ``dest`` as a fresh git+DVC repo."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
@@ -76,7 +76,8 @@ def make_repo(dest: Path, profile: str = "tiny") -> Path:
         if src.is_file() and not rel.startswith(("metrics/", "dvc.lock")):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    shutil.copy2(ROOT / "profiles" / f"{profile}.yaml", dest / "params.yaml")
+    if profile is not None:  # None keeps the default CPU profile (params.yaml)
+        shutil.copy2(ROOT / "profiles" / f"{profile}.yaml", dest / "params.yaml")
     run(["git", "init", "-q", "-b", "main"], dest)
     run(["git", "config", "user.email", "tests@embedlab"], dest)
     run(["git", "config", "user.name", "embedlab tests"], dest)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def resolve_source(source: str, local_dir: Path | None) -> Source:
 
 def _find(root: Path, names: list[str]) -> Path | None:
     """First file under ``root`` whose path ends with one of ``names`` (``"STS-B/dev.tsv"`` style), in order."""
-    files = sorted(p for p in root.rglob("*") if p.is_file())
+    files = sorted(Path(d) / f for d, _, names_ in os.walk(root, followlinks=True) for f in names_)
     for name in names:
         for p in files:
             if p.as_posix().lower().endswith("/" + name.lower()):

@@ -1,0 +1,27 @@
+# Two entry points (README): `make repro` installs and runs the pipeline, `make test` installs and runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+# GPU users keep the default; CI pins the CPU wheel (TORCH=torch==2.13.0).
+TORCH ?= torch
+BIN := $(VENV)/bin
+
+.PHONY: install repro test lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev]"
+
+repro: install
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+test: install
+	$(BIN)/ruff check src stages tests
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src stages tests
+	$(BIN)/ruff format --check src stages tests
