@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH ?= torch
 BIN := $(VENV)/bin
 
-.PHONY: install repro test lint
+.PHONY: install repro test test-slow lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ repro: install
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 
+# Unit, real-data and stage tests (minutes). End-to-end `dvc repro` tests in temporary repos: `make test-slow`.
 test: install
 	$(BIN)/ruff check src stages tests
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
 
 lint: install
 	$(BIN)/ruff check src stages tests

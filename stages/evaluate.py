@@ -1,4 +1,7 @@
-"""Stage `evaluate@<name>`: the book's STS metrics of one model into metrics/<name>.json."""
+"""Stage `evaluate@<name>`: the book's STS metrics of one model (with bootstrap CIs) into metrics/<name>.json.
+
+Each pair's cosine score goes to data/eval_scores/<name>.parquet, for the report's paired bootstrap tests.
+"""
 
 import sys
 from pathlib import Path
@@ -17,8 +20,8 @@ def main() -> None:
             "add the model under evaluate.models in params.yaml",
         )
     name = sys.argv[1]
-    from embedlab.evaluation import evaluate_model
-    from embedlab.io import read_parquet, write_json
+    from embedlab.evaluation import evaluate_model_with_scores
+    from embedlab.io import read_parquet, write_json, write_parquet
     from embedlab.models import load_sentence_transformer, resolve_model
 
     spec = p.evaluate.models[name]
@@ -28,9 +31,17 @@ def main() -> None:
         for s in p.evaluate.sets
     }
     model = load_sentence_transformer(spec.model)
-    metrics = evaluate_model(model, sets, batch_size=p.evaluate.batch_size)
+    boot = p.evaluate.bootstrap
+    metrics, pair_scores = evaluate_model_with_scores(
+        model, sets, batch_size=p.evaluate.batch_size, resamples=boot.resamples, seed=boot.seed
+    )
+    write_parquet(Path("data/eval_scores") / f"{name}.parquet", pair_scores)
     write_json(Path("metrics") / f"{name}.json", metrics)
-    print(f"{name}: spearman_cosine {metrics['spearman_cosine']:.4f} on STS-B validation")
+    ci = metrics["ci95"]["stsb_validation"]["spearman_cosine"]
+    print(
+        f"{name}: spearman_cosine {metrics['spearman_cosine']:.4f} on STS-B validation "
+        f"(95% CI {ci['low']:.4f}-{ci['high']:.4f}, {boot.resamples} resamples)"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 Everything is written to a sibling temporary path first and moved into place with ``os.replace`` (atomic on
 POSIX within one file system). A directory output that already exists is swapped out, then removed.
+In a distributed launch (``torchrun``/``accelerate``) only rank 0 publishes: other ranks' writes are discarded,
+so every output is written exactly once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def atomic_path(target: str | os.PathLike[str], *, is_dir: bool = False) -> Iter
         tmp = Path(name)
     try:
         yield tmp
+        if os.environ.get("RANK", "0") != "0":
+            raise _NotRankZero
         if is_dir:
             if target.exists():
                 old = target.with_name(f".{target.name}.old-{os.getpid()}")
@@ -42,12 +46,17 @@ def atomic_path(target: str | os.PathLike[str], *, is_dir: bool = False) -> Iter
                 os.replace(tmp, target)
         else:
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
-        raise
+        if not isinstance(err, _NotRankZero):
+            raise
+
+
+class _NotRankZero(Exception):
+    """Internal: a non-zero rank finished writing; its copy is dropped."""
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

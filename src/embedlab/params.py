@@ -8,6 +8,7 @@ key, the bad value and what is allowed, before any model or dataset is loaded. S
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -71,10 +72,18 @@ class EvalModel(Section):
     dep: str = Field(min_length=1, description="file or folder the evaluate stage depends on")
 
 
+class BootstrapParams(Section):
+    """Seeded percentile bootstrap over the evaluation pairs: CIs in metrics, paired tests in the report."""
+
+    resamples: int = Field(1000, ge=1000, description="resamples of the pairs (at least 1,000)")
+    seed: int = 42
+
+
 class EvaluateParams(Section):
     batch_size: PositiveInt = 64
     sets: list[EvalSetName] = Field(default_factory=lambda: list(EVAL_SETS), min_length=1)
     models: dict[str, EvalModel] = Field(min_length=1)
+    bootstrap: BootstrapParams = BootstrapParams()
 
     @model_validator(mode="after")
     def _validation_first(self) -> EvaluateParams:
@@ -83,11 +92,211 @@ class EvaluateParams(Section):
         return self
 
 
+class AugsbertTrainParams(Section):
+    """Trainer settings of one AugSBERT model (see ``embedlab.training.TrainSettings``)."""
+
+    base: str = Field(min_length=1, description="model to start from (book: bert-base-uncased)")
+    epochs: float = Field(gt=0)
+    batch_size: PositiveInt = 32
+    learning_rate: float = Field(2e-5, gt=0)
+    warmup: int | float = Field(description="int: steps (book: 100); float in [0, 1): ratio of all steps")
+    weight_decay: float = Field(0.01, ge=0)
+    max_seq_length: PositiveInt | None = None
+    fp16: bool | Literal["auto"] = "auto"
+
+    @model_validator(mode="after")
+    def _warmup_steps_or_ratio(self) -> AugsbertTrainParams:
+        if isinstance(self.warmup, float) and not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup = {self.warmup}: a float is a ratio in [0, 1); write steps as an int")
+        if isinstance(self.warmup, int) and self.warmup < 0:
+            raise ValueError(f"warmup = {self.warmup}: steps must be >= 0")
+        return self
+
+
+class CrossEncoderParams(AugsbertTrainParams):
+    """AugSBERT step 1: the cross-encoder trained on gold, checked on a held-out slice of it."""
+
+    holdout: float = Field(gt=0, lt=0.5, description="fraction of gold held out for accuracy/F1/AP")
+    refuse_below_majority: bool = Field(True, description="fail when held-out accuracy <= majority class")
+    eval_batch_size: PositiveInt = 64
+
+
+class SilverPairsParams(Section):
+    """AugSBERT step 2: how candidate pairs are drawn from the silver pool."""
+
+    strategy: Literal["given", "random", "semantic", "bm25"] = "given"
+    top_k: PositiveInt = Field(3, description="semantic/bm25: neighbours per sentence")
+    random_factor: PositiveInt = Field(4, description="random: pairs = random_factor x gold size")
+    max_pairs: PositiveInt | None = Field(None, description="keep a seeded sample of at most this many pairs")
+    embedder: str = Field("sentence-transformers/all-MiniLM-L6-v2", min_length=1)
+    batch_size: PositiveInt = 64
+
+
+class SilverLabelParams(Section):
+    """AugSBERT step 3: the cross-encoder's labels for the candidates."""
+
+    labels: Literal["hard", "soft"] = Field("hard", description="book: hard (argmax); soft: P(positive)")
+    batch_size: PositiveInt = 64
+    histogram_bins: PositiveInt = 10
+
+
+class TrainAugsbertParams(AugsbertTrainParams):
+    """AugSBERT step 4: the bi-encoder (CosineSimilarityLoss), same settings for its comparison models."""
+
+
+class Comparison(Section):
+    """Two evaluated models the report tests against each other (paired bootstrap, same pairs)."""
+
+    name: str = Field(min_length=1)
+    a: str = Field(min_length=1, description="the reference model (an evaluate.models key)")
+    b: str = Field(min_length=1, description="the model compared with it")
+
+
+class ReportParams(Section):
+    """The results report: which differences to test; models that were not evaluated are skipped."""
+
+    comparisons: list[Comparison] = Field(default_factory=list)
+
+
+class SupervisedRunParams(Section):
+    """Trainer settings of one supervised model (10.4 losses, 10.5.1 recipes); see ``training.TrainSettings``."""
+
+    epochs: float = Field(gt=0)
+    batch_size: PositiveInt = 32
+    learning_rate: float = Field(gt=0, description="book: 5e-5 (the Trainer default its code leaves unset)")
+    warmup: int | float = Field(description="int: steps (book: 100); float in [0, 1): ratio of all steps")
+    weight_decay: float = Field(0.01, ge=0)
+    max_seq_length: PositiveInt | None = None
+    fp16: bool | Literal["auto"] = "auto"
+    max_rows: PositiveInt | None = Field(None, description="train on the first N rows of the NLI pool (null: all)")
+    logging_steps: PositiveInt = 10
+    eval_steps: PositiveInt | None = Field(None, description="STS-B validation score every N steps in the curves")
+
+    @model_validator(mode="after")
+    def _warmup_steps_or_ratio(self) -> SupervisedRunParams:
+        if isinstance(self.warmup, float) and not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup = {self.warmup}: a float is a ratio in [0, 1); write steps as an int")
+        if isinstance(self.warmup, int) and self.warmup < 0:
+            raise ValueError(f"warmup = {self.warmup}: steps must be >= 0")
+        return self
+
+    def settings(self, seed: int):
+        """These settings as the :class:`embedlab.training.TrainSettings` that ``train`` takes."""
+        from embedlab.training import TrainSettings
+
+        return TrainSettings(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            warmup=self.warmup,
+            weight_decay=self.weight_decay,
+            fp16=self.fp16,
+            seed=seed,
+            max_seq_length=self.max_seq_length,
+            logging_steps=self.logging_steps,
+            eval_steps=self.eval_steps,
+        )
+
+
+class TrainScratchParams(Section):
+    """10.4: a new encoder (``base_model``'s transformer + mean pooling) per loss, each with its settings."""
+
+    base_model: str = Field(min_length=1, description="book: bert-base-uncased")
+    losses: dict[Literal["softmax", "cosine", "mnrl"], SupervisedRunParams] = Field(min_length=1)
+
+
+class FinetuneParams(Section):
+    """10.5.1: ``base_model`` fine-tuned on the NLI pool, one model per recipe (``embedlab.finetune.RECIPES``)."""
+
+    base_model: str = Field(min_length=1, description="book: sentence-transformers/all-MiniLM-L6-v2")
+    recipes: dict[Literal["book", "improved"], SupervisedRunParams] = Field(min_length=1)
+
+
+class UnsupervisedRunParams(SupervisedRunParams):
+    """Trainer settings of one unsupervised model (10.6); ``max_rows``: the first N sentences (null: all)."""
+
+    weight_decay: float = Field(0.0, ge=0, description="book: 0 (the Trainer default)")
+
+
+class UnsupervisedParams(Section):
+    """10.6.1: TSDAE, SimCSE, CT from ``base_model``'s transformer + a new ``pooling``, on the TSDAE sentences."""
+
+    base_model: str = Field(min_length=1, description="book: bert-base-uncased")
+    pooling: Literal["cls", "mean"] = Field("cls", description="book (TSDAE): cls; shared so the three compare")
+    del_ratio: float = Field(0.6, gt=0, lt=1, description="TSDAE noise: fraction of words deleted")
+    heldout: PositiveInt = Field(256, description="TSDAE: sentences held out to check reconstruction improves")
+    tsdae: UnsupervisedRunParams
+    simcse: UnsupervisedRunParams
+    ct: UnsupervisedRunParams
+
+
+class DomainParams(Section):
+    """10.6.2: TSDAE on unlabelled Twitter sentences, then NLI fine-tuning; scored by TwitterPara AP."""
+
+    base_model: str = Field(min_length=1, description="book: bert-base-uncased")
+    pooling: Literal["cls", "mean"] = "cls"
+    del_ratio: float = Field(0.6, gt=0, lt=1)
+    heldout: PositiveInt = 256
+    max_corpus_sentences: PositiveInt | None = Field(None, description="seeded sample of the corpus (null: all)")
+    tsdae: UnsupervisedRunParams
+    recipe: Literal["book", "improved"] = Field("book", description="embedlab.finetune recipe for both arms")
+    finetune: SupervisedRunParams
+    eval_batch_size: PositiveInt = 64
+    eval_max_pairs: PositiveInt | None = Field(None, description="seeded sample of each Twitter test set (tiny only)")
+
+
+class LaunchParams(Section):
+    """How training stages start: one process, ``torchrun`` (DDP, one or many nodes) or ``accelerate launch``."""
+
+    launcher: Literal["python", "torchrun", "accelerate"] = "python"
+    nproc_per_node: PositiveInt = 1
+    nnodes: PositiveInt = 1
+    node_rank: int = Field(0, ge=0)
+    rdzv_backend: str = "c10d"
+    rdzv_endpoint: str | None = Field(None, description="host:port of node 0 for multi-node torchrun")
+    rdzv_id: str = "embedlab"
+    accelerate_config: str | None = Field(None, description="accelerate config file (launcher: accelerate)")
+
+    @model_validator(mode="after")
+    def _multi_node_needs_endpoint(self) -> LaunchParams:
+        if self.launcher == "torchrun" and self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ValueError("nnodes > 1 needs rdzv_endpoint (host:port of node 0)")
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank = {self.node_rank} must be < nnodes = {self.nnodes}")
+        if self.accelerate_config and not Path(self.accelerate_config).is_file():
+            raise ValueError(f"accelerate_config {self.accelerate_config} does not exist")
+        return self
+
+
 class Params(Section):
     seed: int = 42
     data: DataParams = DataParams()
     prepare: PrepareParams
     evaluate: EvaluateParams
+    launch: LaunchParams = LaunchParams()
+    cross_encoder: CrossEncoderParams
+    silver_pairs: SilverPairsParams
+    silver_label: SilverLabelParams
+    train_augsbert: TrainAugsbertParams
+    train_scratch: TrainScratchParams
+    finetune: FinetuneParams
+    unsupervised: UnsupervisedParams
+    domain: DomainParams
+    report: ReportParams = ReportParams()
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """YAML's safe loader, with YAML 1.2 floats: ``1e-5`` is a number, not the string PyYAML's 1.1 rules make it.
+
+    ``dvc exp run -S finetune.learning_rate=1e-5`` writes exactly that into params.yaml.
+    """
+
+
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+)$"),
+    list("-+0123456789."),
+)
 
 
 def _format_errors(err: ValidationError, path: Path) -> str:
@@ -126,7 +335,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise ParamsError(f"{path} not found", "run stages from the repository root, where params.yaml lives")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ParamsLoader)  # a SafeLoader
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ParamsError(f"{path} is not valid YAML: {err}", "fix the syntax at the line shown") from None
     return parse_params(raw, path)

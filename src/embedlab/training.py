@@ -85,6 +85,7 @@ def _live_callback(live_dir: Path):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.live is None or not logs:
                 return
+            self.live.step = state.global_step  # before logging: each point at the step it belongs to
             for key, value in logs.items():
                 if isinstance(value, int | float) and math.isfinite(value) and key not in {"epoch", "total_flos"}:
                     name = key.replace("eval_", "eval/") if key.startswith("eval_") else f"train/{key}"
@@ -123,7 +124,7 @@ def train(
     train_dataset,
     loss,
     settings: TrainSettings,
-    output_dir: str | Path,
+    output_dir: str | Path | None,
     *,
     checkpoint_dir: str | Path,
     live_dir: str | Path | None = None,
@@ -134,6 +135,7 @@ def train(
     """Train ``model`` on ``train_dataset`` with ``loss`` and save it to ``output_dir`` atomically.
 
     Returns run statistics (steps, final loss, wall time, pairs/s) for the stage's log or metrics.
+    ``output_dir=None`` saves nothing: the caller checks the trained model first, then calls :func:`save_model`.
     """
     import torch
 
@@ -196,11 +198,14 @@ def train(
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - start
-    if evaluator is not None:
+    final_eval: dict[str, float] = {}
+    if evaluator is not None and trainer.is_world_process_zero():  # evaluate once, on rank 0
         final_eval = evaluator(model)
         trainer.log({f"eval_{k}": v for k, v in final_eval.items()})
-    save_model(model, output_dir)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if output_dir is not None:
+        save_model(model, output_dir)
+    if trainer.is_world_process_zero():
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     steps = int(result.global_step)
     return {
         "steps": steps,
@@ -209,11 +214,16 @@ def train(
         "samples_per_second": round(steps * settings.batch_size / seconds, 2) if seconds > 0 else None,
         "rows": len(train_dataset),
         "fp16": fp16,
+        "final_eval": {k: float(v) for k, v in final_eval.items()},  # the evaluator's scores after training
     }
 
 
 def save_model(model, output_dir: str | Path) -> None:
-    """Save as safetensors, without the model card (it embeds a timestamp), atomically."""
+    """Save as safetensors, without the model card (it embeds a timestamp), atomically, from rank 0 only."""
+    from embedlab.launch import is_main_process
+
+    if not is_main_process():
+        return
     with atomic_path(output_dir, is_dir=True) as tmp:
         model.save(str(tmp), create_model_card=False, safe_serialization=True)
         (tmp / "README.md").unlink(missing_ok=True)

@@ -1,0 +1,60 @@
+"""Contrastive Tension (CT), in-batch negatives variant: two copies of the encoder must agree on a sentence.
+
+``ContrastiveTensionLossInBatchNegatives`` reads one text column: copy 1 (a deep copy, trained too, then thrown
+away) and copy 2 (the model we keep) embed the same batch; each sentence's two embeddings are the positive
+pair, the other sentences of the batch the negatives (symmetric cross-entropy over scaled cosine
+similarities). The library recommends it over the original ``ContrastiveTensionLoss``, which reads
+(text_A, text_B) pairs built by hand, about 1 identical pair for 7 different ones, and scores them with binary
+cross-entropy: a weaker signal per batch. Same sentences and same encoder + pooling as TSDAE and SimCSE.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def ct_dataset(sentences: list[str]):
+    """``Dataset`` with one column ``text`` of distinct sentences (duplicates in a batch would be false negatives)."""
+    from datasets import Dataset
+
+    from embedlab.errors import DataError
+    from embedlab.tsdae import clean_sentences
+
+    sentences = clean_sentences(sentences)
+    if not sentences:
+        raise DataError("no non-empty sentences to train CT on", "check the prepared corpus")
+    return Dataset.from_dict({"text": sentences})
+
+
+def run_ct(
+    base_model: str,
+    sentences: list[str],
+    settings,
+    *,
+    checkpoint_dir: str | Path,
+    live_dir: str | Path | None = None,
+    evaluator=None,
+    pooling: str = "cls",
+    scale: float = 20.0,
+) -> tuple[Any, dict[str, Any]]:
+    """Train CT from ``base_model`` on ``sentences``; return the (unsaved) kept copy and run statistics."""
+    import dataclasses
+
+    from sentence_transformers.sentence_transformer.losses import ContrastiveTensionLossInBatchNegatives
+
+    from embedlab.training import seed_everything, train
+    from embedlab.tsdae import build_encoder
+
+    # Checkpoints hold the kept copy only, not copy 1 (a loss parameter): resuming would restart copy 1 from the
+    # base model with stale optimizer state, so an interrupted run starts over.
+    settings = dataclasses.replace(settings, resume=False)
+    dataset = ct_dataset(sentences)
+    seed_everything(settings.seed)
+    model = build_encoder(base_model, pooling, settings.max_seq_length)
+    loss = ContrastiveTensionLossInBatchNegatives(model, scale=scale)
+    stats = train(
+        model, dataset, loss, settings, None, checkpoint_dir=checkpoint_dir, live_dir=live_dir, evaluator=evaluator
+    )
+    stats.update(sentences=len(dataset), pooling=pooling, final_scale=round(float(loss.logit_scale.detach().exp()), 4))
+    return model, stats

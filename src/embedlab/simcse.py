@@ -1,0 +1,65 @@
+"""SimCSE (unsupervised): each sentence is its own positive; dropout makes the two views differ.
+
+The same sentence twice as (anchor, positive) through ``MultipleNegativesRankingLoss``: the other sentences of
+the batch are the negatives. MNRL's default scale of 20 is SimCSE's temperature 0.05. Trained on the same
+sentences as TSDAE and CT (``tsdae.py``, ``ct.py``), from the same encoder with the same fresh pooling, so the
+three unsupervised objectives are the only difference in the comparison table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def simcse_pairs(sentences: list[str]):
+    """``Dataset`` (anchor, positive) with the same text in both columns."""
+    from datasets import Dataset
+
+    from embedlab.errors import DataError
+    from embedlab.tsdae import clean_sentences
+
+    sentences = clean_sentences(sentences)
+    if not sentences:
+        raise DataError("no non-empty sentences to train SimCSE on", "check the prepared corpus")
+    return Dataset.from_dict({"anchor": sentences, "positive": list(sentences)})
+
+
+def dropout_is_active(model) -> bool:
+    """SimCSE needs dropout > 0 in the transformer: without it both views are identical and the loss is trivial."""
+    config = model.transformers_model.config
+    return float(getattr(config, "hidden_dropout_prob", 0.0) or 0.0) > 0.0
+
+
+def run_simcse(
+    base_model: str,
+    sentences: list[str],
+    settings,
+    *,
+    checkpoint_dir: str | Path,
+    live_dir: str | Path | None = None,
+    evaluator=None,
+    pooling: str = "cls",
+) -> tuple[Any, dict[str, Any]]:
+    """Train SimCSE from ``base_model`` on ``sentences``; return the (unsaved) model and run statistics."""
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from embedlab.errors import EmbedlabError
+    from embedlab.training import seed_everything, train
+    from embedlab.tsdae import build_encoder
+
+    dataset = simcse_pairs(sentences)
+    seed_everything(settings.seed)
+    model = build_encoder(base_model, pooling, settings.max_seq_length)
+    if not dropout_is_active(model):
+        raise EmbedlabError(
+            f"{base_model} has no dropout: SimCSE's two views would be identical", "use a BERT-like base"
+        )
+    from embedlab.launch import world_size
+
+    loss = MultipleNegativesRankingLoss(model, gather_across_devices=world_size() > 1)  # DDP: all negatives
+    stats = train(
+        model, dataset, loss, settings, None, checkpoint_dir=checkpoint_dir, live_dir=live_dir, evaluator=evaluator
+    )
+    stats.update(sentences=len(dataset), pooling=pooling)
+    return model, stats

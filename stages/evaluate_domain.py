@@ -1,0 +1,48 @@
+"""Stage `evaluate_domain@<variant>` (10.6.2): TwitterPara average precision -> metrics/twitter-<variant>.json.
+
+Variants: `zero-shot` (the base model as is), `domain-tsdae` (TSDAE on Twitter only), `domain-finetune` (NLI
+fine-tuning, no TSDAE), `domain-adapted` (TSDAE then the same fine-tuning). AP of the cosine similarity against
+the paraphrase labels on PIT-2015 test and Twitter URL test, and their mean `twitterpara_ap` (TSDAE paper).
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's code, also in dvc exp
+
+from embedlab.errors import ParamsError, run_stage
+from embedlab.params import load_params
+
+VARIANTS = {
+    "zero-shot": None,  # the base model
+    "domain-tsdae": "models/domain-tsdae",
+    "domain-finetune": "models/domain-finetune",
+    "domain-adapted": "models/domain-adapted",
+}
+
+
+def main() -> None:
+    p = load_params()
+    if len(sys.argv) != 2 or sys.argv[1] not in VARIANTS:
+        raise ParamsError(f"usage: evaluate_domain.py VARIANT with VARIANT one of {sorted(VARIANTS)}", "see dvc.yaml")
+    variant = sys.argv[1]
+    from embedlab.models import resolve_model
+
+    name = VARIANTS[variant] or p.domain.base_model
+    resolve_model(name)  # fail on a missing model before reading data or importing torch
+    from embedlab import domain
+    from embedlab.io import read_parquet, write_json
+    from embedlab.models import load_sentence_transformer
+
+    sets = {
+        s: read_parquet(Path("data/domain/eval") / f"{s}.parquet", ["sentence1", "sentence2", "label"])
+        for s in domain.EVAL_SETS
+    }
+    model = load_sentence_transformer(name)
+    metrics = domain.evaluate_domain(model, sets, batch_size=p.domain.eval_batch_size)
+    write_json(Path("metrics") / f"twitter-{variant}.json", metrics)
+    print(f"{variant} ({name}): " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,58 @@
+"""Stage `finetune@<recipe>` (10.5.1): the pretrained embedder fine-tuned on the NLI pool with one recipe.
+
+`book` is the book's code (every pair an MNRL positive); `improved` is described in src/embedlab/finetune.py.
+Settings per recipe under `finetune.recipes`. The model goes to models/finetune-<recipe>, its curves (loss,
+learning rate, STS-B validation score) to plots/finetune/<recipe>.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's code, also in dvc exp
+
+from embedlab.errors import ParamsError, run_stage
+from embedlab.params import load_params
+
+
+def main() -> None:
+    p = load_params()
+    f = p.finetune
+    if len(sys.argv) != 2 or sys.argv[1] not in f.recipes:
+        raise ParamsError(f"usage: finetune.py RECIPE with RECIPE one of {sorted(f.recipes)}", "see finetune.recipes")
+    recipe = sys.argv[1]
+    run = f.recipes[recipe]
+    from embedlab.models import resolve_model
+
+    resolve_model(f.base_model)  # fail on a bad name before reading data or importing torch
+    from embedlab.evaluation import sts_evaluator
+    from embedlab.finetune import run_finetune
+    from embedlab.io import read_parquet
+    from embedlab.launch import is_main_process
+    from embedlab.scratch import NLI_COLUMNS, first_rows, sts_score
+
+    nli = first_rows(read_parquet("data/prepared/nli.parquet", NLI_COLUMNS), run.max_rows)
+    evaluator = sts_evaluator(
+        read_parquet("data/eval/stsb_validation.parquet", ["sentence1", "sentence2", "score"]), "stsb_validation"
+    )
+    name = f"finetune-{recipe}"
+    stats = run_finetune(
+        f.base_model,
+        nli,
+        recipe,
+        run.settings(p.seed),
+        Path("models") / name,
+        checkpoint_dir=Path("checkpoints") / name,
+        live_dir=Path("plots/finetune") / recipe,
+        evaluator=evaluator,
+    )
+    if not is_main_process():  # under torchrun every rank trains; rank 0 evaluates, saves and reports
+        return
+    score = sts_score(stats["final_eval"])
+    print(
+        f"{name}: {stats['data']} from {len(nli)} NLI rows, {stats['steps']} steps in {stats['train_seconds']:.0f} s, "
+        f"train loss {stats['train_loss']:.4f}, STS-B validation spearman_cosine {score:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

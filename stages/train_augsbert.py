@@ -1,0 +1,73 @@
+"""Stage `train_augsbert@<name>`: AugSBERT step 4 and its comparisons, bi-encoders with the same settings.
+
+* `augsbert`: gold + the cross-encoder's silver labels (the book's model);
+* `augsbert-gold-only`: the gold pairs alone;
+* `augsbert-full-gold`: gold + the silver pool with its TRUE labels (the book's upper bound).
+
+All are de-duplicated on (sentence1, sentence2) keeping gold, as the book does.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's code, also in dvc exp
+
+from embedlab.errors import ParamsError, run_stage
+from embedlab.params import load_params
+
+VARIANTS = {
+    "augsbert": "data/silver/labeled.parquet",
+    "augsbert-gold-only": None,
+    "augsbert-full-gold": "data/prepared/silver.parquet",
+}
+
+
+def main() -> None:
+    p = load_params()
+    if len(sys.argv) != 2 or sys.argv[1] not in VARIANTS:
+        raise ParamsError(f"usage: train_augsbert.py NAME with NAME one of {sorted(VARIANTS)}", "see dvc.yaml")
+    name = sys.argv[1]
+    t = p.train_augsbert
+    from embedlab import augsbert
+    from embedlab.io import read_parquet
+    from embedlab.models import resolve_model
+    from embedlab.training import TrainSettings
+
+    resolve_model(t.base)  # fail on a bad name before reading data or importing torch
+    nli_columns = ["premise", "hypothesis", "label"]
+    gold = augsbert.binary_pairs(read_parquet("data/prepared/gold.parquet", nli_columns))
+    silver_path = VARIANTS[name]
+    if silver_path is None:
+        silver = None
+    elif silver_path.startswith("data/prepared/"):  # true labels, mapped exactly like gold's
+        silver = augsbert.binary_pairs(read_parquet(silver_path, nli_columns))
+    else:
+        silver = read_parquet(silver_path, augsbert.PAIR_COLUMNS)
+    pairs = augsbert.combine(gold, silver)
+    settings = TrainSettings(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        learning_rate=t.learning_rate,
+        warmup=t.warmup,
+        weight_decay=t.weight_decay,
+        fp16=t.fp16,
+        seed=p.seed,
+        max_seq_length=t.max_seq_length,
+    )
+    model = augsbert.build_bi_encoder(t.base, t.max_seq_length)
+    run = augsbert.train_bi_encoder(
+        model,
+        pairs,
+        settings,
+        Path("models") / name,
+        checkpoint_dir=Path("checkpoints") / name,
+        live_dir=Path("plots/train_augsbert") / name,
+    )
+    print(
+        f"{name}: {len(pairs)} pairs ({len(gold)} gold + {len(pairs) - len(gold)} silver after de-duplication), "
+        f"{run['steps']} steps in {run['train_seconds']:.0f} s, loss {run['train_loss']:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

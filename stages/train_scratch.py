@@ -1,0 +1,56 @@
+"""Stage `train_scratch@<loss>` (10.4): a new encoder + mean pooling trained on the NLI pool with one loss.
+
+softmax (3 NLI labels), cosine (entailment 1, else 0) or mnrl (entailment positives, contradiction hard
+negatives); settings per loss under `train_scratch.losses`. The model goes to models/scratch-<loss>, its
+curves (loss, learning rate, STS-B validation score) to plots/train_scratch/<loss>.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's code, also in dvc exp
+
+from embedlab.errors import ParamsError, run_stage
+from embedlab.params import load_params
+
+
+def main() -> None:
+    p = load_params()
+    t = p.train_scratch
+    if len(sys.argv) != 2 or sys.argv[1] not in t.losses:
+        raise ParamsError(
+            f"usage: train_scratch.py LOSS with LOSS one of {sorted(t.losses)}", "see train_scratch.losses"
+        )
+    loss_name = sys.argv[1]
+    run = t.losses[loss_name]
+    from embedlab.models import resolve_model
+
+    resolve_model(t.base_model)  # fail on a bad name before reading data or importing torch
+    from embedlab import scratch
+    from embedlab.evaluation import sts_evaluator
+    from embedlab.io import read_parquet
+
+    nli = scratch.first_rows(read_parquet("data/prepared/nli.parquet", scratch.NLI_COLUMNS), run.max_rows)
+    evaluator = sts_evaluator(
+        read_parquet("data/eval/stsb_validation.parquet", ["sentence1", "sentence2", "score"]), "stsb_validation"
+    )
+    name = f"scratch-{loss_name}"
+    stats = scratch.run_scratch(
+        t.base_model,
+        nli,
+        loss_name,
+        run.settings(p.seed),
+        Path("models") / name,
+        checkpoint_dir=Path("checkpoints") / name,
+        live_dir=Path("plots/train_scratch") / loss_name,
+        evaluator=evaluator,
+    )
+    score = scratch.sts_score(stats["final_eval"])
+    print(
+        f"{name}: {stats['data']} from {len(nli)} NLI rows, {stats['steps']} steps in {stats['train_seconds']:.0f} s, "
+        f"train loss {stats['train_loss']:.4f}, STS-B validation spearman_cosine {score:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,350 @@
+"""Bootstrap intervals, paired tests, the results report and offline `dvc plots show`."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, run, run_dvc
+
+from embedlab import evaluation, report
+from embedlab.evaluation import METRIC_KEYS, bootstrap_ci, paired_bootstrap
+
+SETS = ["stsb_validation", "stsb_test", "sickr"]
+
+
+def noisy(gold: np.ndarray, sd: float, seed: int) -> np.ndarray:
+    return gold + np.random.default_rng(seed).normal(0, sd, len(gold))
+
+
+@pytest.fixture(scope="module")
+def gold() -> np.ndarray:
+    return np.random.default_rng(0).uniform(0, 1, 800)
+
+
+# --- bootstrap ---------------------------------------------------------------------------------------------------
+
+
+def test_row_spearman_equals_scipy_with_ties():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    gold = rng.integers(0, 6, size=(5, 50)).astype(float)  # STS-like: many ties
+    pred = rng.normal(size=(5, 50)).round(1)
+    rows = evaluation._spearman_rows(gold, pred)
+    assert rows == pytest.approx([spearmanr(g, p)[0] for g, p in zip(gold, pred, strict=True)], abs=1e-12)
+
+
+def test_bootstrap_ci_is_seeded_contains_the_score_and_narrows_with_more_pairs(gold):
+    pred = noisy(gold, 0.3, 1)
+    ci = bootstrap_ci(gold, pred, resamples=1000, seed=7)
+    assert ci == bootstrap_ci(gold, pred, resamples=1000, seed=7)
+    assert ci != bootstrap_ci(gold, pred, resamples=1000, seed=8)
+    low, high = ci
+    assert low < evaluation.score(gold, pred) < high
+    narrow = bootstrap_ci(np.tile(gold, 4), np.tile(pred, 4), resamples=1000, seed=7)
+    assert narrow[1] - narrow[0] < 0.7 * (high - low)  # width ~ 1/sqrt(n): half with 4x the pairs
+
+
+def test_bootstrap_ci_covers_the_population_value_about_95_percent_of_the_time():
+    """Coverage check: draw many samples from one big 'population' of pairs."""
+    rng = np.random.default_rng(11)
+    pop_gold = rng.uniform(0, 1, 50_000)
+    pop_pred = pop_gold + rng.normal(0, 0.4, pop_gold.size)
+    truth = evaluation.score(pop_gold, pop_pred)
+    hits = 0
+    for i in range(60):
+        idx = rng.integers(0, pop_gold.size, 300)
+        low, high = bootstrap_ci(pop_gold[idx], pop_pred[idx], resamples=1000, seed=i)
+        hits += low <= truth <= high
+    assert hits >= 51  # 95 % nominal; P(<= 50 of 60) is ~1 % for a calibrated interval
+
+
+def test_paired_bootstrap_finds_a_real_gap_and_not_a_fake_one(gold):
+    good, bad = noisy(gold, 0.2, 1), noisy(gold, 0.6, 2)
+    real = paired_bootstrap(gold, bad, good, resamples=1000, seed=0)
+    assert real["delta"] > 0.1 and real["holds"] and real["low"] > 0 and real["p_value"] < 0.01
+    assert real["score_b"] - real["score_a"] == pytest.approx(real["delta"])
+    same = paired_bootstrap(gold, good, good, resamples=1000, seed=0)
+    assert same["delta"] == 0 and not same["holds"] and same["p_value"] == 1.0
+    # Two draws of the same quality: a small gap that must not be called real.
+    twin = paired_bootstrap(gold, noisy(gold, 0.3, 3), noisy(gold, 0.3, 4), resamples=1000, seed=0)
+    assert twin["low"] < 0 < twin["high"] and not twin["holds"]
+
+
+def test_pairing_makes_the_test_sharper_than_comparing_two_intervals(gold):
+    """Both models err on the same hard pairs: their intervals overlap, yet the paired test sees the gap."""
+    shared = noisy(np.zeros_like(gold), 0.5, 5)
+    a, b = gold + shared, gold + shared * 0.9
+    ci_a, ci_b = bootstrap_ci(gold, a, seed=1), bootstrap_ci(gold, b, seed=1)
+    assert ci_a[1] > ci_b[0]  # overlapping intervals
+    assert paired_bootstrap(gold, a, b, seed=1)["holds"]
+
+
+def test_average_precision_metric_for_binary_labels():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(2)
+    labels = (rng.uniform(size=400) < 0.3).astype(float)
+    pred = labels + rng.normal(0, 0.8, 400)
+    assert evaluation.score(labels, pred, "average_precision") == pytest.approx(average_precision_score(labels, pred))
+    low, high = bootstrap_ci(labels, pred, metric="average_precision", resamples=1000, seed=0)
+    assert low < average_precision_score(labels, pred) < high
+
+
+def test_bootstrap_rejects_bad_input():
+    with pytest.raises(ValueError, match="one length"):
+        bootstrap_ci([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="unknown bootstrap metric"):
+        bootstrap_ci([1, 2, 3], [1, 2, 3], metric="kendall")
+
+
+# --- evaluation with per-pair scores ----------------------------------------------------------------------------
+
+
+def test_evaluate_model_keeps_the_layout_and_adds_intervals_from_one_encoding():
+    from datasets import Dataset
+
+    from embedlab.models import load_sentence_transformer
+
+    pairs = [
+        ("A man is playing a guitar.", "A person plays the guitar.", 4.6),
+        ("A woman is slicing an onion.", "A woman is cutting an onion.", 4.8),
+        ("A dog runs in the park.", "A cat sleeps on the sofa.", 0.4),
+        ("Two kids play football.", "Children are playing soccer.", 4.2),
+        ("The stock market fell today.", "A man is riding a horse.", 0.0),
+        ("A plane is taking off.", "An airplane departs.", 4.4),
+        ("A man is eating pasta.", "A man is eating.", 3.2),
+        ("The sun is shining.", "It is raining heavily.", 0.8),
+    ]
+    s1, s2, scores = (list(col) for col in zip(*pairs, strict=True))
+    ds = Dataset.from_dict({"sentence1": s1, "sentence2": s2, "score": scores})
+    model = load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2")
+    calls = []
+    original = model.encode
+    model.encode = lambda *a, **kw: calls.append(1) or original(*a, **kw)
+
+    metrics, frame = evaluation.evaluate_model_with_scores(
+        model, {"stsb_validation": ds, "sickr": ds}, resamples=1000, seed=3
+    )
+    assert len(calls) == 4  # two sets x (sentences1, sentences2): bootstrapping never re-encodes
+    assert set(metrics) == {*METRIC_KEYS, "sickr", "ci95"} and list(metrics["sickr"]) == METRIC_KEYS
+    assert metrics["sickr"] == {k: metrics[k] for k in METRIC_KEYS}
+    ci = metrics["ci95"]["stsb_validation"]["spearman_cosine"]
+    assert ci["low"] <= metrics["spearman_cosine"] <= ci["high"]
+    assert list(frame.columns) == evaluation.PAIR_SCORE_COLUMNS and len(frame) == 16
+    val = frame[frame["set"] == "stsb_validation"]
+    assert val["gold"].tolist() == pytest.approx([p[2] / 5 for p in pairs])
+    assert evaluation.score(val["gold"], val["cosine"]) == pytest.approx(metrics["spearman_cosine"], abs=1e-9)
+    # the old API is unchanged: no interval unless asked
+    assert "ci95" not in evaluation.evaluate_model(model, {"stsb_validation": ds})
+
+
+# --- the report -------------------------------------------------------------------------------------------------
+
+
+def fake_run(root: Path, models: dict[str, float]) -> Path:
+    """metrics/<model>.json and data/eval_scores/<model>.parquet as the evaluate stage writes them."""
+    import pandas as pd
+
+    (root / "metrics").mkdir(parents=True)
+    (root / "data" / "eval_scores").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    golds = {s: rng.uniform(0, 1, n) for s, n in zip(SETS, (300, 200, 400), strict=True)}
+    for i, (name, sd) in enumerate(models.items()):
+        frames, metrics, cis = [], {}, {}
+        for s, g in golds.items():
+            cos = noisy(g, sd, 100 + i)
+            value = evaluation.score(g, cos)
+            keys = dict.fromkeys(METRIC_KEYS, value)
+            low, high = bootstrap_ci(g, cos, resamples=1000, seed=1)
+            cis[s] = {"spearman_cosine": {"low": low, "high": high}}
+            metrics.update(keys) if s == "stsb_validation" else metrics.__setitem__(s, keys)
+            frames.append(
+                pd.DataFrame({"set": s, "pair": range(len(g)), "gold": g, "cosine": cos, "metric": "spearman"})
+            )
+        metrics["ci95"] = cis
+        (root / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
+        pd.concat(frames).to_parquet(root / "data" / "eval_scores" / f"{name}.parquet")
+    (root / "metrics" / "cross_encoder.json").write_text(json.dumps({"holdout": {"accuracy": 0.8125}, "ok": True}))
+    return root
+
+
+COMPARISONS = [
+    {"name": "book vs improved", "a": "finetune-book", "b": "finetune-improved"},
+    {"name": "twins", "a": "augsbert", "b": "augsbert-gold-only"},
+    {"name": "missing", "a": "augsbert", "b": "domain-adapted"},
+]
+
+
+def test_report_table_and_tests_match_the_metrics_files(tmp_path):
+    models = {"baseline": 0.2, "finetune-book": 0.45, "finetune-improved": 0.2, "augsbert": 0.3}
+    models["augsbert-gold-only"] = 0.3
+    root = fake_run(tmp_path, models)
+    out = report.write_report(
+        root / "metrics", root / "data" / "eval_scores", root / "reports", sets=SETS,
+        comparisons=COMPARISONS, resamples=1000, seed=0, order=["baseline", "finetune-book"],
+    )  # fmt: skip
+    md = (root / "reports" / "results.md").read_text()
+    for name in models:
+        saved = json.loads((root / "metrics" / f"{name}.json").read_text())
+        line = next(x for x in md.splitlines() if x.startswith(f"| {name} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        ci = saved["ci95"]["stsb_test"]["spearman_cosine"]
+        assert cells[1].startswith(f"{saved['spearman_cosine']:.4f} [")
+        assert cells[2] == f"{saved['stsb_test']['spearman_cosine']:.4f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+        assert cells[3].startswith(f"{saved['sickr']['spearman_cosine']:.4f}")
+    rows = [x for x in md.splitlines() if x.startswith("| ") and "[" in x]
+    assert rows[0].startswith("| baseline |") and rows[1].startswith("| finetune-book |")  # params order first
+    assert "| 0.8672 |" in next(x for x in rows if x.startswith("| baseline |"))  # the book's number alongside
+    assert "| 0.8485 |" in next(x for x in rows if x.startswith("| finetune-book |"))
+    assert "(n=300)" in md and "(n=400)" in md
+
+    tests = {(t["name"], t["set"]): t for t in out["comparisons"]}
+    real = tests[("book vs improved", "sickr")]
+    assert real["holds"] and real["delta"] > 0 and real["status"] == "ok"
+    assert real["score_a"] == pytest.approx(json.loads((root / "metrics" / "finetune-book.json").read_text())
+                                            ["sickr"]["spearman_cosine"])  # fmt: skip
+    assert tests[("missing", None)]["status"] == "not evaluated: domain-adapted"
+    assert "not evaluated: domain-adapted" in md and "**yes**" in md
+    assert json.loads((root / "reports" / "comparisons.json").read_text()) == json.loads(json.dumps(out["comparisons"]))
+    assert "`holdout.accuracy` 0.8125" in md  # other metrics files are listed, not dropped
+
+    plot = json.loads((root / "reports" / "results_plot.json").read_text())
+    assert len(plot) == len(models) * len(SETS)
+    assert {(p["model"], p["set"]) for p in plot} == {(m, s) for m in models for s in SETS}
+    png = (root / "reports" / "results.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_report_handles_no_models_and_mismatched_pairs(tmp_path):
+    import pandas as pd
+
+    root = fake_run(tmp_path, {"augsbert": 0.3, "augsbert-gold-only": 0.3})
+    path = root / "data" / "eval_scores" / "augsbert.parquet"
+    frame = pd.read_parquet(path)
+    frame.loc[frame.index[0], "gold"] += 0.5  # evaluated on other pairs
+    frame.to_parquet(path)
+    out = report.write_report(root / "metrics", root / "data" / "eval_scores", root / "r", sets=SETS,
+                              comparisons=COMPARISONS[1:2], resamples=1000, seed=0)  # fmt: skip
+    assert {t["status"] for t in out["comparisons"]} == {"different evaluation pairs (re-run both evaluations)"}
+    empty = tmp_path / "empty"
+    (empty / "metrics").mkdir(parents=True)
+    out = report.write_report(empty / "metrics", empty / "scores", empty / "r", sets=SETS, comparisons=COMPARISONS,
+                              resamples=1000, seed=0)  # fmt: skip
+    assert out["rows"] == [] and "(no evaluated model yet)" in (empty / "r" / "results.md").read_text()
+
+
+def test_offline_template_has_no_cdn_and_dvc_plots_show_uses_it(tmp_path):
+    """`dvc plots show` with the report's template: vega inline, no <script src="http...">."""
+    html = report.offline_html_template()
+    assert "{plot_divs}" in html and "{scripts}" not in html
+    assert "vegaEmbed" in html and len(html) > 100_000
+
+    root = fake_run(tmp_path / "repo", {"baseline": 0.2, "finetune-book": 0.4})
+    run(["git", "init", "-q"], root)
+    run_dvc(root, "init", "-q")
+    (root / ".dvc" / "plots").mkdir(exist_ok=True)
+    (root / ".dvc" / "plots" / "grouped_bars.json").write_text((ROOT / ".dvc/plots/grouped_bars.json").read_text())
+    import yaml
+
+    top = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"plots": top}))
+    report.write_report(root / "metrics", root / "data" / "eval_scores", root / "reports", sets=SETS,
+                        comparisons=[], resamples=1000, seed=0)  # fmt: skip
+    run_dvc(root, "config", "plots.html_template", "../reports/plots_template.html")
+    run_dvc(root, "plots", "show", "-o", "out")
+    page = (root / "out" / "index.html").read_text()
+    scripts = re.findall(r"<script[^>]*>", page)
+    assert scripts and not [s for s in scripts if "src=" in s], f"external scripts: {scripts}"
+    assert not re.search(r"""src\s*=\s*["']?https?://""", page) and "cdn.jsdelivr" not in page
+    assert page.count("vegaEmbed('#") == 1 and "<img" in page  # the bar chart and the PNG
+    spec_json = json.loads(run_dvc(root, "plots", "show", "--json").stdout)
+    spec = next(v for k, v in spec_json["data"].items() if k.endswith("results_plot.json"))[0]["content"]
+    values = spec["data"]["values"]
+    assert {v["model"] for v in values} == {"baseline", "finetune-book"} and len(values) == 6
+
+
+def test_the_bar_chart_spec_renders_with_the_shipped_vega():
+    """The dvc plots template compiles and renders with the vega that the offline page carries."""
+    import vl_convert as vlc
+
+    spec = json.loads((ROOT / ".dvc" / "plots" / "grouped_bars.json").read_text())
+    text = json.dumps(spec)
+    for anchor, value in [("<DVC_METRIC_X>", "spearman_cosine"), ("<DVC_METRIC_Y>", "model")]:
+        text = text.replace(anchor, value)
+    text = re.sub(r'"<DVC_METRIC_[A-Z_]+>"', '"t"', text)
+    spec = json.loads(text)
+    spec["data"] = {
+        "values": [
+            {"model": m, "set": s, "spearman_cosine": v, "ci_low": v - 0.02, "ci_high": v + 0.02, "rev": "workspace"}
+            for m, v in [("baseline", 0.87), ("finetune-book", 0.85)]
+            for s in SETS
+        ]
+    }
+    svg = vlc.vegalite_to_svg(spec)
+    assert svg.count("<path") + svg.count("<rect") >= 6 and "baseline" in svg
+
+
+def test_report_stage_script_runs_on_the_metrics_files(tmp_path):
+    """stages/report.py end to end on fake evaluation outputs, as DVC would run it."""
+    import shutil
+
+    root = fake_run(tmp_path / "repo", {"baseline": 0.2, "augsbert": 0.3, "augsbert-gold-only": 0.35})
+    shutil.copytree(ROOT / "stages", root / "stages")
+    shutil.copytree(ROOT / "src", root / "src")
+    shutil.copy(ROOT / "profiles" / "tiny.yaml", root / "params.yaml")
+    proc = run([sys.executable, "stages/report.py"], root)
+    assert "3 evaluated models" in proc.stdout
+    assert "AugSBERT gold-only vs gold+silver (10.5.2) [stsb_validation]: delta" in proc.stdout
+    assert (root / "reports" / "results.md").is_file() and (root / "reports" / "plots_template.html").is_file()
+
+
+def test_paired_tests_cover_extra_sets_of_other_evaluators(tmp_path):
+    """An in-domain evaluator's `<model>@<what>.parquet` (0/1 gold, average precision) joins the paired tests."""
+    import pandas as pd
+
+    root = fake_run(tmp_path, {"domain-finetune": 0.3, "domain-adapted": 0.3})
+    rng = np.random.default_rng(4)
+    labels = (rng.uniform(size=500) < 0.3).astype(float)
+    for name, sd in [("domain-finetune", 1.2), ("domain-adapted", 0.4)]:
+        frame = pd.DataFrame({"set": "twitter_pit", "pair": range(500), "gold": labels,
+                              "cosine": labels + rng.normal(0, sd, 500), "metric": "average_precision"})  # fmt: skip
+        frame.to_parquet(root / "data" / "eval_scores" / f"{name}@twitter.parquet")
+    comp = [{"name": "adapted?", "a": "domain-finetune", "b": "domain-adapted"}]
+    out = report.write_report(root / "metrics", root / "data" / "eval_scores", root / "r", sets=SETS,
+                              comparisons=comp, resamples=1000, seed=0)  # fmt: skip
+    tests = {t["set"]: t for t in out["comparisons"]}
+    assert set(tests) == {*SETS, "twitter_pit"}
+    pit = tests["twitter_pit"]
+    assert pit["metric"] == "average_precision" and pit["holds"] and pit["delta"] > 0.1
+    assert "| adapted? | twitter_pit |" in (root / "r" / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_pipeline_report_matches_its_metrics_files(tiny_repo):
+    """The reproduced tiny pipeline's report against its own metrics files (read only, nothing re-run)."""
+    import yaml
+
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    md = (tiny_repo / "reports" / "results.md").read_text()
+    plot = {(p["model"], p["set"]): p for p in json.loads((tiny_repo / "reports" / "results_plot.json").read_text())}
+    for name in params["evaluate"]["models"]:
+        saved = json.loads((tiny_repo / "metrics" / f"{name}.json").read_text())
+        line = next(x for x in md.splitlines() if x.startswith(f"| {name} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for i, eval_set in enumerate(SETS, start=1):
+            value = saved["spearman_cosine"] if eval_set == "stsb_validation" else saved[eval_set]["spearman_cosine"]
+            ci = saved["ci95"][eval_set]["spearman_cosine"]
+            assert cells[i] == f"{value:.4f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+            assert plot[(name, eval_set)]["spearman_cosine"] == pytest.approx(value, abs=1e-6)
+            assert plot[(name, eval_set)]["ci_low"] == pytest.approx(ci["low"], abs=1e-6)
+    evaluated = set(params["evaluate"]["models"])
+    for test in json.loads((tiny_repo / "reports" / "comparisons.json").read_text()):
+        expect_ok = {test["a"], test["b"]} <= evaluated
+        assert (test["status"] == "ok") == expect_ok, test
+    assert (tiny_repo / "reports" / "results.png").read_bytes()[:4] == b"\x89PNG"
