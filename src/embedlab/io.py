@@ -70,6 +70,8 @@ def write_parquet(path: str | os.PathLike[str], dataset: Any) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if getattr(dataset, "_indices", None) is not None:  # a select()/shuffle() view: materialise the chosen rows
+        dataset = dataset.flatten_indices()
     table = dataset.data.table if hasattr(dataset, "data") and hasattr(dataset.data, "table") else None
     if table is None:
         table = pa.Table.from_pandas(dataset, preserve_index=False)
