@@ -297,7 +297,8 @@ def test_pipeline_trains_evaluates_and_plots_every_supervised_model(tiny_repo):
     shown = run_dvc(tiny_repo, "metrics", "show", "--json").stdout
     assert "finetune-improved" in shown and "plots/" not in shown  # training curves stay out of metrics
     plots = json.loads(run_dvc(tiny_repo, "plots", "show", "--json", "plots/finetune/book").stdout)
-    assert any("train/loss" in key for key in plots), sorted(plots)
+    assert "plots/finetune/book/plots/metrics/train/loss.tsv" in plots["data"], sorted(plots["data"])
+    assert "plots/finetune/book/plots/metrics/eval/stsb_validation_spearman_cosine.tsv" in plots["data"]
 
 
 @pytest.mark.slow
