@@ -138,6 +138,20 @@ class SilverLabelParams(Section):
     labels: Literal["hard", "soft"] = Field("hard", description="book: hard (argmax); soft: P(positive)")
     batch_size: PositiveInt = 64
     histogram_bins: PositiveInt = 10
+    backend: Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"] = Field(
+        "torch", description="book: torch (CrossEncoder.predict); others: embedlab.export, see benchmarks/README.md"
+    )
+
+
+class ExportParams(Section):
+    """Stage ``export``: fast CPU variants (ONNX, int8 ONNX, OpenVINO) of one trained bi-encoder, each scored."""
+
+    model: str = Field(min_length=1, description="model name or folder to export")
+    variants: list[Literal["onnx", "onnx-int8", "openvino", "openvino-int8"]] = Field(
+        default_factory=lambda: ["onnx", "onnx-int8", "openvino", "openvino-int8"], min_length=1
+    )
+    batch_size: PositiveInt = 64
+    max_pairs: PositiveInt | None = Field(None, description="score the first N STS-B validation pairs (null: all)")
 
 
 class TrainAugsbertParams(AugsbertTrainParams):
@@ -283,6 +297,7 @@ class Params(Section):
     unsupervised: UnsupervisedParams
     domain: DomainParams
     report: ReportParams = ReportParams()
+    export: ExportParams | None = None
 
 
 class _ParamsLoader(yaml.SafeLoader):
