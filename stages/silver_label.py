@@ -1,6 +1,7 @@
 """Stage `silver_label`: AugSBERT step 3, the cross-encoder labels the candidates -> data/silver/labeled.parquet.
 
-Hard labels (the book's softmax argmax) or soft ones (P(positive)); the label distribution goes to
+Hard labels (the book's softmax argmax) or soft ones (P(positive)), computed by the book's torch ``predict`` or
+a faster exported variant of the same model (``silver_label.backend``); the label distribution goes to
 metrics/silver_stats.json and the score histogram to plots/silver_label/score_histogram.csv.
 """
 
@@ -28,7 +29,12 @@ def main() -> None:
 
     model = CrossEncoder(CROSS_ENCODER, trust_remote_code=False)
     p_pos = augsbert.positive_probabilities(
-        model, candidates["sentence1"], candidates["sentence2"], batch_size=s.batch_size, show_progress=True
+        model,
+        candidates["sentence1"],
+        candidates["sentence2"],
+        batch_size=s.batch_size,
+        show_progress=True,
+        backend=s.backend,  # torch: the book's predict; onnx-int8 etc.: embedlab.export (benchmarks/README.md)
     )
     labels = augsbert.silver_labels(p_pos, s.labels)
     labeled = candidates.add_column("label", labels.tolist()).add_column("score", p_pos.tolist())

@@ -98,18 +98,34 @@ def train_cross_encoder(model, train_pairs, settings, *, checkpoint_dir, live_di
     )
 
 
-def positive_probabilities(model, sentences1, sentences2, batch_size: int = 64, show_progress: bool = False):
-    """P(label 1) per pair: softmax over the 2 logits, without gradients (numpy float32 array)."""
+def positive_probabilities(
+    model,
+    sentences1,
+    sentences2,
+    batch_size: int = 64,
+    show_progress: bool = False,
+    backend: str = "torch",
+):
+    """P(label 1) per pair: softmax over the 2 logits, without gradients (numpy float32 array).
+
+    ``backend="torch"`` is the book's ``model.predict(pairs, apply_softmax=True)``; ``onnx``, ``onnx-int8``,
+    ``openvino`` and ``openvino-int8`` export the same model to a temporary folder first and run it there
+    (:mod:`embedlab.export`; ``benchmarks/README.md`` has the speed-ups and the agreement with torch).
+    """
     import numpy as np
-    import torch
 
     pairs = list(zip(sentences1, sentences2, strict=True))
     if not pairs:
         return np.zeros(0, dtype=np.float32)
-    with torch.inference_mode():
-        probs = model.predict(
-            pairs, batch_size=batch_size, apply_softmax=True, show_progress_bar=show_progress, convert_to_numpy=True
-        )
+    if backend == "torch":
+        import torch
+
+        with torch.inference_mode():
+            probs = model.predict(
+                pairs, batch_size=batch_size, apply_softmax=True, show_progress_bar=show_progress, convert_to_numpy=True
+            )
+    else:
+        probs = _fast_predict(model, pairs, batch_size, backend)
     probs = np.asarray(probs, dtype=np.float32)
     if probs.ndim != 2 or probs.shape[1] != 2:
         raise EmbedlabError(
@@ -117,6 +133,20 @@ def positive_probabilities(model, sentences1, sentences2, batch_size: int = 64, 
             "train it with num_labels=2 (`dvc repro train_cross_encoder`)",
         )
     return probs[:, 1]
+
+
+def _fast_predict(model, pairs, batch_size: int, backend: str):
+    """Softmax scores from an exported variant; the export lives in a temporary folder, removed afterwards."""
+    import tempfile
+
+    from embedlab import export
+
+    if backend not in export.VARIANTS:
+        hint = f"use torch or one of {', '.join(export.VARIANTS)}"
+        raise EmbedlabError(f"unknown labelling backend {backend!r}", hint)
+    with tempfile.TemporaryDirectory(prefix="embedlab-silver-") as tmp:
+        path = export.export_variants(model, Path(tmp) / "export", [backend])[backend]
+        return export.FastModel(model, path).predict(pairs, batch_size=batch_size, apply_softmax=True)
 
 
 def hard_labels(p_positive):
