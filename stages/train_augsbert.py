@@ -31,7 +31,6 @@ def main() -> None:
     from embedlab import augsbert
     from embedlab.io import read_parquet
     from embedlab.models import resolve_model
-    from embedlab.training import TrainSettings
 
     resolve_model(t.base)  # fail on a bad name before reading data or importing torch
     nli_columns = ["premise", "hypothesis", "label"]
@@ -44,16 +43,7 @@ def main() -> None:
     else:
         silver = read_parquet(silver_path, augsbert.PAIR_COLUMNS)
     pairs = augsbert.combine(gold, silver)
-    settings = TrainSettings(
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        learning_rate=t.learning_rate,
-        warmup=t.warmup,
-        weight_decay=t.weight_decay,
-        fp16=t.fp16,
-        seed=p.seed,
-        max_seq_length=t.max_seq_length,
-    )
+    settings = t.settings(p.seed)
     model = augsbert.build_bi_encoder(t.base, t.max_seq_length)
     run = augsbert.train_bi_encoder(
         model,

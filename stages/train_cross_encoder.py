@@ -22,21 +22,12 @@ def main() -> None:
     from embedlab import augsbert
     from embedlab.io import read_parquet, write_json
     from embedlab.models import resolve_model
-    from embedlab.training import TrainSettings, save_model
+    from embedlab.training import save_model
 
     resolve_model(c.base)  # fail on a bad name before reading data or importing torch
     gold = augsbert.binary_pairs(read_parquet("data/prepared/gold.parquet", ["premise", "hypothesis", "label"]))
     train_pairs, holdout = augsbert.split_holdout(gold, c.holdout, p.seed)
-    settings = TrainSettings(
-        epochs=c.epochs,
-        batch_size=c.batch_size,
-        learning_rate=c.learning_rate,
-        warmup=c.warmup,
-        weight_decay=c.weight_decay,
-        fp16=c.fp16,
-        seed=p.seed,
-        max_seq_length=c.max_seq_length,
-    )
+    settings = c.settings(p.seed)
     model = augsbert.build_cross_encoder(c.base, c.max_seq_length)
     run = augsbert.train_cross_encoder(
         model,

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from embedlab import models
+from embedlab import models, training
+from embedlab import params as params_module
 from embedlab.errors import EmbedlabError, ParamsError
-from embedlab.params import load_params, parse_params
+from embedlab.params import in_batch_negative_runs, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
+GPU_SETTINGS = {"bf16", "torch_compile", "eval_batch_size"}
 
 
 @pytest.mark.parametrize("profile", ["params.yaml", "profiles/book.yaml", "profiles/tiny.yaml"])
@@ -29,9 +31,12 @@ def test_profiles_have_the_same_sections_and_settings():
             raw
         )
 
-    cpu = keys(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    def shared(raw: dict) -> set[str]:  # GPU-only trainer settings (defaults elsewhere) may be book-only
+        return {k for k in keys(raw) if k.rsplit(".", 1)[-1] not in GPU_SETTINGS}
+
+    cpu = shared(yaml.safe_load((ROOT / "params.yaml").read_text()))
     for other in ("profiles/book.yaml", "profiles/tiny.yaml"):
-        assert keys(yaml.safe_load((ROOT / other).read_text())) == cpu, other
+        assert shared(yaml.safe_load((ROOT / other).read_text())) == cpu, other
 
 
 def base() -> dict:
@@ -98,3 +103,143 @@ def test_local_folder_and_bad_names(monkeypatch, tmp_path):
         models.resolve_model("models/finetune-x")
     with pytest.raises(EmbedlabError, match="holds no model"):
         models.resolve_model(str(tmp_path))
+
+
+# --- mixed precision, in-batch negatives and the shared trainer settings --------------------------------------
+
+
+@pytest.mark.parametrize("key", ["fp16", "bf16"])
+@pytest.mark.parametrize("block", ["finetune.recipes.book", "cross_encoder", "unsupervised.tsdae", "domain.finetune"])
+def test_mixed_precision_true_without_cuda_names_key_value_and_allowed(monkeypatch, block, key):
+    monkeypatch.setattr(params_module, "cuda_present", lambda: False)
+    with pytest.raises(ParamsError) as err:
+        parse_params(mutate(f"{block}.{key}", True))
+    assert f"{block}.{key} = True" in str(err.value) and "auto | false" in str(err.value)
+    monkeypatch.setattr(params_module, "cuda_present", lambda: True)
+    assert parse_params(mutate(f"{block}.{key}", True))  # the same value is fine where a GPU is
+
+
+def test_fp16_and_bf16_both_true_is_refused(monkeypatch):
+    monkeypatch.setattr(params_module, "cuda_present", lambda: True)
+    raw = mutate("finetune.recipes.book.fp16", True)
+    raw["finetune"]["recipes"]["book"]["bf16"] = True
+    with pytest.raises(ParamsError, match="finetune.recipes.book: .*fp16 and bf16 are both true"):
+        parse_params(raw)
+
+
+def test_cuda_visible_devices_empty_means_no_gpu(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert params_module.cuda_present() is False
+
+
+IN_BATCH = [
+    "train_scratch.losses.mnrl",
+    "finetune.recipes.book",
+    "finetune.recipes.improved",
+    "unsupervised.simcse",
+    "unsupervised.ct",
+    "domain.finetune",
+]
+
+
+@pytest.mark.parametrize("block", IN_BATCH)
+def test_batch_of_one_is_refused_where_the_loss_needs_in_batch_negatives(block):
+    with pytest.raises(ParamsError) as err:
+        parse_params(mutate(f"{block}.batch_size", 1))
+    assert f"{block}.batch_size = 1: must be >= 2" in str(err.value) and "in-batch negatives" in str(err.value)
+
+
+def test_in_batch_negative_runs_are_exactly_those():
+    assert sorted(in_batch_negative_runs(parse_params(base()))) == sorted(IN_BATCH)
+
+
+@pytest.mark.parametrize("block", ["train_scratch.losses.softmax", "unsupervised.tsdae", "train_augsbert"])
+def test_batch_of_one_is_allowed_where_rows_are_scored_alone(block):
+    assert parse_params(mutate(f"{block}.batch_size", 1))
+
+
+def test_every_trainer_block_maps_its_new_settings():
+    raw = base()
+    extra = {"bf16": "auto", "torch_compile": True, "eval_batch_size": 128, "group_by_length": True, "save_steps": 7}
+    raw["train_augsbert"] |= extra
+    raw["finetune"]["recipes"]["improved"] |= extra
+    p = parse_params(raw)
+    for block in (p.train_augsbert, p.finetune.recipes["improved"]):
+        s = block.settings(seed=3)
+        assert (s.bf16, s.torch_compile, s.eval_batch_size, s.group_by_length, s.save_steps, s.seed) == (
+            "auto",
+            True,
+            128,
+            True,
+            7,
+            3,
+        )
+    assert p.finetune.recipes["improved"].settings(1).eval_steps == 2  # the supervised extras still pass through
+    default = p.finetune.recipes["book"].settings(1)
+    assert (default.bf16, default.torch_compile, default.eval_batch_size, default.group_by_length) == (
+        False,
+        False,
+        None,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fp16", "bf16", "cuda", "expected"),
+    [
+        ("auto", False, (False, False), (False, False)),  # CPU: nothing (the CPU and tiny profiles)
+        ("auto", False, (True, True), (True, False)),  # today's default on any GPU: fp16
+        ("auto", "auto", (True, True), (False, True)),  # book profile on Ampere+: bf16, never both
+        ("auto", "auto", (True, False), (True, False)),  # book profile on an older GPU: fp16
+        ("auto", "auto", (False, False), (False, False)),  # book profile on a CPU: neither
+        (False, "auto", (True, True), (False, True)),
+        (False, False, (True, True), (False, False)),
+        (True, "auto", (True, True), (True, False)),  # an explicit fp16 wins over bf16: auto
+        ("auto", True, (True, True), (False, True)),
+    ],
+)
+def test_precision_decision(monkeypatch, fp16, bf16, cuda, expected):
+    monkeypatch.setattr(training, "_cuda", lambda: cuda)
+    assert training.precision(fp16, bf16) == expected
+
+
+@pytest.mark.parametrize(
+    ("fp16", "bf16", "cuda", "message"),
+    [
+        (True, False, (False, False), "fp16 = true but no CUDA GPU"),
+        (False, True, (False, False), "bf16 = true but no CUDA GPU with bf16"),
+        (False, True, (True, False), "bf16 = true but no CUDA GPU with bf16"),
+        (True, True, (True, True), "fp16 and bf16 are both true"),
+    ],
+)
+def test_precision_refuses_what_cannot_run(monkeypatch, fp16, bf16, cuda, message):
+    monkeypatch.setattr(training, "_cuda", lambda: cuda)
+    with pytest.raises(ParamsError, match=message):
+        training.precision(fp16, bf16)
+
+
+def test_trainer_arguments_mapping(monkeypatch, tmp_path):
+    monkeypatch.setattr(training, "_cuda", lambda: (True, True))
+    s = training.TrainSettings(batch_size=16, fp16="auto", bf16="auto", torch_compile=True, eval_batch_size=256)
+    kw = training.trainer_arguments(s, tmp_path, evaluate=True, batch_sampler="no_duplicates")
+    assert (kw["fp16"], kw["bf16"], kw["torch_compile"], kw["use_cpu"]) == (False, True, True, False)
+    assert kw["per_device_eval_batch_size"] == 256 and kw["batch_sampler"] == "no_duplicates"
+    monkeypatch.setattr(training, "_cuda", lambda: (False, False))
+    default = training.trainer_arguments(training.TrainSettings(batch_size=16), tmp_path, evaluate=False)
+    assert (default["fp16"], default["bf16"], default["torch_compile"], default["use_cpu"]) == (
+        False,
+        False,
+        False,
+        True,
+    )
+    assert default["per_device_eval_batch_size"] == 64 and default["batch_sampler"] == "batch_sampler"
+
+
+def test_group_by_length_keeps_the_methods_sampler_kind(tmp_path):
+    from embedlab.batching import LengthGroupedBatchSampler
+
+    grouped = training.trainer_batch_sampler("no_duplicates", True)
+    assert grouped.func is LengthGroupedBatchSampler and grouped.keywords == {"no_duplicates": True}
+    assert training.trainer_batch_sampler("batch_sampler", True).keywords == {"no_duplicates": False}
+    with pytest.raises(ParamsError, match="group_by_label"):
+        training.trainer_batch_sampler("group_by_label", True)

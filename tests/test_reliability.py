@@ -85,6 +85,42 @@ PARAM_CASES = [
     ("model-not-in-params", ["evaluate.py", "nosuchmodel"], {}, ["NAME one of", "baseline"]),
     ("yaml-not-a-mapping", ["prepare.py"], "- just\n- a list\n", ["must be a YAML mapping"]),
     ("yaml-syntax-error", ["prepare.py"], "prepare: {nli_size: 400\n", ["is not valid YAML"]),
+    # Mixed precision that cannot run here (the test hides any GPU), refused at load time, not after data loading.
+    (
+        "fp16-true-without-gpu",
+        ["finetune.py", "book"],
+        {"finetune.recipes.book.fp16": True},
+        ["finetune.recipes.book.fp16 = True", "needs a CUDA GPU", "allowed here: auto | false"],
+    ),
+    (
+        "bf16-true-without-gpu",
+        ["train_augsbert.py", "augsbert"],
+        {"train_augsbert.bf16": True},
+        ["train_augsbert.bf16 = True", "needs a CUDA GPU", "allowed here: auto | false"],
+    ),
+    (
+        "bf16-not-a-choice",
+        ["prepare.py"],
+        {"cross_encoder.bf16": "yes"},
+        ["cross_encoder.bf16 = 'yes'", "allowed: auto | true | false"],
+    ),
+    # A batch of 1 leaves MNRL-style losses no in-batch negatives; every stage refuses it, not only the one training.
+    *(
+        (
+            f"batch-1-{key}",
+            args,
+            {f"{key}.batch_size": 1},
+            [f"{key}.batch_size = 1: must be >= 2", "in-batch negatives"],
+        )
+        for key, args in [
+            ("train_scratch.losses.mnrl", ["train_scratch.py", "mnrl"]),
+            ("finetune.recipes.book", ["finetune.py", "book"]),
+            ("finetune.recipes.improved", ["finetune.py", "improved"]),
+            ("unsupervised.simcse", ["prepare.py"]),
+            ("unsupervised.ct", ["evaluate.py", "baseline"]),
+            ("domain.finetune", ["adapt_finetune.py", "finetune"]),
+        ]
+    ),
 ]
 
 
@@ -105,7 +141,7 @@ def test_bad_params(prepared, case, args, change, needles):
             [sys.executable, f"stages/{args[0]}", *args[1:]],
             prepared,
             check=False,
-            env=dvc_env() | {"HF_HUB_OFFLINE": "1"},
+            env=dvc_env() | {"HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""},  # the same answers on a GPU machine
         )
     finally:
         params.write_text(original)
@@ -224,3 +260,84 @@ def test_prepare_is_deterministic(prepared):
     run([sys.executable, "stages/prepare.py"], prepared, env=dvc_env())
     second = {k: v for k, v in snapshot(prepared).items() if k.endswith((".parquet", ".json"))}
     assert first and first == second
+
+
+# --- interruption: a killed training stage leaves nothing that looks complete, and a re-run resumes ------------
+
+
+def test_a_checkpoint_cut_short_while_saving_is_skipped(tmp_path):
+    from embedlab.training import last_complete_checkpoint
+
+    for step, state in ((3, '{"global_step": 3}'), (6, '{"global_st')):  # step 6: killed while writing its state
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    (tmp_path / "checkpoint-9").mkdir()  # killed before anything but the weights
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-3")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-3"]
+    assert last_complete_checkpoint(tmp_path / "checkpoint-3") is None
+
+
+STAGE = "finetune@book"
+MODEL = Path("models/finetune-book")
+
+
+def interruptible_repo(dest: Path) -> Path:
+    """A tiny-profile repo whose finetune@book runs 10 steps and checkpoints every 3 (no evaluation in between)."""
+    repo = make_repo(dest)
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["finetune"]["recipes"]["book"].update(max_rows=160, save_steps=3, eval_steps=None)
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    run(["git", "commit", "-qam", "checkpoint every 3 steps"], repo)
+    return repo
+
+
+def leftovers(repo: Path) -> list[str]:
+    """Temporary outputs of ``embedlab.io.atomic_path`` (``.<name>.tmp-*``, ``.<name>.old-*``) anywhere in the repo."""
+    return sorted(
+        str(p.relative_to(repo))
+        for top in ("data", "models", "metrics", "plots")
+        if (repo / top).exists()
+        for p in (repo / top).rglob(".*")
+        if ".tmp-" in p.name or ".old-" in p.name
+    )
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_model(tmp_path, data_dir):
+    import json
+    import signal
+    import subprocess
+    import time
+
+    repo = interruptible_repo(tmp_path / "killed")
+    with (tmp_path / "killed.log").open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "repro", STAGE],
+            cwd=repo,
+            env=dvc_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the kill takes dvc, the stage and its children
+        )
+        deadline = time.monotonic() + 480
+        checkpoints = repo / "checkpoints" / "finetune-book"
+        while not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()
+            assert time.monotonic() < deadline, "no checkpoint within 8 minutes"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (repo / MODEL).exists(), "a killed stage must not leave its model"
+    status = json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], repo).stdout or "{}")
+    assert STAGE in status, status  # not reported up to date
+
+    out = run([sys.executable, "-m", "dvc", "repro", STAGE], repo).stdout
+    assert "resuming from" in out and "checkpoint-" in out, out
+    assert (repo / MODEL / "model.safetensors").is_file()
+    assert STAGE not in json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], repo).stdout or "{}")
+    assert leftovers(repo) == [] and not checkpoints.exists()
+
+    clean = interruptible_repo(tmp_path / "clean")
+    run([sys.executable, "-m", "dvc", "repro", STAGE], clean)
+    sha = lambda r: hashlib.sha256((r / MODEL / "model.safetensors").read_bytes()).hexdigest()  # noqa: E731
+    assert sha(repo) == sha(clean), "the resumed run must give the uninterrupted run's model, byte for byte"

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from embedlab.errors import ParamsError
 
@@ -92,25 +93,88 @@ class EvaluateParams(Section):
         return self
 
 
-class AugsbertTrainParams(Section):
-    """Trainer settings of one AugSBERT model (see ``embedlab.training.TrainSettings``)."""
+def cuda_present() -> bool:
+    """A cheap "is there an NVIDIA GPU?" (no torch import), so params fail fast; ``False`` only when sure.
 
-    base: str = Field(min_length=1, description="model to start from (book: bert-base-uncased)")
+    A machine with the driver has ``/proc/driver/nvidia`` or ``nvidia-smi``; ``CUDA_VISIBLE_DEVICES`` set to
+    nothing (or -1) hides every GPU. A driver with a CPU-only torch passes here and is caught by
+    ``embedlab.training.precision`` when training starts.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    return Path("/proc/driver/nvidia").exists() or shutil.which("nvidia-smi") is not None
+
+
+AutoBool = bool | Literal["auto"]
+
+
+class TrainerParams(Section):
+    """Trainer settings shared by every training block; ``settings()`` maps them to ``training.TrainSettings``."""
+
     epochs: float = Field(gt=0)
     batch_size: PositiveInt = 32
     learning_rate: float = Field(2e-5, gt=0)
     warmup: int | float = Field(description="int: steps (book: 100); float in [0, 1): ratio of all steps")
     weight_decay: float = Field(0.01, ge=0)
     max_seq_length: PositiveInt | None = None
-    fp16: bool | Literal["auto"] = "auto"
+    fp16: AutoBool = Field("auto", description="auto: on with CUDA (unless bf16 is); true needs a CUDA GPU")
+    bf16: AutoBool = Field(False, description="auto: on with a CUDA GPU that supports bf16 (preferred to fp16)")
+    torch_compile: bool = Field(False, description="torch.compile the model (GPU; slow first steps)")
+    eval_batch_size: PositiveInt | None = Field(None, description="evaluation batch size (null: max(batch, 64))")
+    group_by_length: bool = Field(False, description="batches of similar text length: less padding (batching.py)")
+    save_steps: PositiveInt = Field(200, description="checkpoint every N steps; a re-run resumes from the last")
+
+    @field_validator("fp16", "bf16", mode="before")
+    @classmethod
+    def _auto_true_or_false(cls, value: Any) -> Any:
+        if value is not True and value is not False and value != "auto":
+            raise ValueError("allowed: auto | true | false")
+        return value
+
+    @field_validator("fp16", "bf16")
+    @classmethod
+    def _true_needs_cuda(cls, value: bool | str) -> bool | str:
+        if value is True and not cuda_present():
+            raise ValueError("true needs a CUDA GPU and none is present; allowed here: auto | false")
+        return value
 
     @model_validator(mode="after")
-    def _warmup_steps_or_ratio(self) -> AugsbertTrainParams:
+    def _warmup_steps_or_ratio(self) -> TrainerParams:
         if isinstance(self.warmup, float) and not 0 <= self.warmup < 1:
             raise ValueError(f"warmup = {self.warmup}: a float is a ratio in [0, 1); write steps as an int")
         if isinstance(self.warmup, int) and self.warmup < 0:
             raise ValueError(f"warmup = {self.warmup}: steps must be >= 0")
+        if self.fp16 is True and self.bf16 is True:
+            raise ValueError("fp16 and bf16 are both true: pick one mixed precision (or auto for either)")
         return self
+
+    def settings(self, seed: int, **extra: Any):
+        """These settings as the :class:`embedlab.training.TrainSettings` that ``train`` takes."""
+        from embedlab.training import TrainSettings
+
+        return TrainSettings(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            warmup=self.warmup,
+            weight_decay=self.weight_decay,
+            fp16=self.fp16,
+            bf16=self.bf16,
+            torch_compile=self.torch_compile,
+            eval_batch_size=self.eval_batch_size,
+            group_by_length=self.group_by_length,
+            save_steps=self.save_steps,
+            seed=seed,
+            max_seq_length=self.max_seq_length,
+            **extra,
+        )
+
+
+class AugsbertTrainParams(TrainerParams):
+    """Trainer settings of one AugSBERT model."""
+
+    base: str = Field(min_length=1, description="model to start from (book: bert-base-uncased)")
 
 
 class CrossEncoderParams(AugsbertTrainParams):
@@ -172,44 +236,16 @@ class ReportParams(Section):
     comparisons: list[Comparison] = Field(default_factory=list)
 
 
-class SupervisedRunParams(Section):
-    """Trainer settings of one supervised model (10.4 losses, 10.5.1 recipes); see ``training.TrainSettings``."""
+class SupervisedRunParams(TrainerParams):
+    """Trainer settings of one supervised model (10.4 losses, 10.5.1 recipes), with curves every N steps."""
 
-    epochs: float = Field(gt=0)
-    batch_size: PositiveInt = 32
     learning_rate: float = Field(gt=0, description="book: 5e-5 (the Trainer default its code leaves unset)")
-    warmup: int | float = Field(description="int: steps (book: 100); float in [0, 1): ratio of all steps")
-    weight_decay: float = Field(0.01, ge=0)
-    max_seq_length: PositiveInt | None = None
-    fp16: bool | Literal["auto"] = "auto"
     max_rows: PositiveInt | None = Field(None, description="train on the first N rows of the NLI pool (null: all)")
     logging_steps: PositiveInt = 10
     eval_steps: PositiveInt | None = Field(None, description="STS-B validation score every N steps in the curves")
 
-    @model_validator(mode="after")
-    def _warmup_steps_or_ratio(self) -> SupervisedRunParams:
-        if isinstance(self.warmup, float) and not 0 <= self.warmup < 1:
-            raise ValueError(f"warmup = {self.warmup}: a float is a ratio in [0, 1); write steps as an int")
-        if isinstance(self.warmup, int) and self.warmup < 0:
-            raise ValueError(f"warmup = {self.warmup}: steps must be >= 0")
-        return self
-
-    def settings(self, seed: int):
-        """These settings as the :class:`embedlab.training.TrainSettings` that ``train`` takes."""
-        from embedlab.training import TrainSettings
-
-        return TrainSettings(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            warmup=self.warmup,
-            weight_decay=self.weight_decay,
-            fp16=self.fp16,
-            seed=seed,
-            max_seq_length=self.max_seq_length,
-            logging_steps=self.logging_steps,
-            eval_steps=self.eval_steps,
-        )
+    def settings(self, seed: int, **extra: Any):
+        return super().settings(seed, logging_steps=self.logging_steps, eval_steps=self.eval_steps, **extra)
 
 
 class TrainScratchParams(Section):
@@ -232,25 +268,26 @@ class UnsupervisedRunParams(SupervisedRunParams):
     weight_decay: float = Field(0.0, ge=0, description="book: 0 (the Trainer default)")
 
 
-class UnsupervisedParams(Section):
-    """10.6.1: TSDAE, SimCSE, CT from ``base_model``'s transformer + a new ``pooling``, on the TSDAE sentences."""
+class EncoderFromBaseParams(Section):
+    """A new encoder (``base_model``'s transformer + ``pooling``) pre-trained with TSDAE: 10.6.1 and 10.6.2 share it."""
 
     base_model: str = Field(min_length=1, description="book: bert-base-uncased")
-    pooling: Literal["cls", "mean"] = Field("cls", description="book (TSDAE): cls; shared so the three compare")
+    pooling: Literal["cls", "mean"] = Field("cls", description="book (TSDAE): cls; shared so the methods compare")
     del_ratio: float = Field(0.6, gt=0, lt=1, description="TSDAE noise: fraction of words deleted")
     heldout: PositiveInt = Field(256, description="TSDAE: sentences held out to check reconstruction improves")
+
+
+class UnsupervisedParams(EncoderFromBaseParams):
+    """10.6.1: TSDAE, SimCSE, CT from ``base_model``'s transformer + a new ``pooling``, on the TSDAE sentences."""
+
     tsdae: UnsupervisedRunParams
     simcse: UnsupervisedRunParams
     ct: UnsupervisedRunParams
 
 
-class DomainParams(Section):
+class DomainParams(EncoderFromBaseParams):
     """10.6.2: TSDAE on unlabelled Twitter sentences, then NLI fine-tuning; scored by TwitterPara AP."""
 
-    base_model: str = Field(min_length=1, description="book: bert-base-uncased")
-    pooling: Literal["cls", "mean"] = "cls"
-    del_ratio: float = Field(0.6, gt=0, lt=1)
-    heldout: PositiveInt = 256
     max_corpus_sentences: PositiveInt | None = Field(None, description="seeded sample of the corpus (null: all)")
     tsdae: UnsupervisedRunParams
     recipe: Literal["book", "improved"] = Field("book", description="embedlab.finetune recipe for both arms")
@@ -328,9 +365,39 @@ def _format_errors(err: ValidationError, path: Path) -> str:
             lines.append(f"{path}: unknown key '{key}' (allowed here: {', '.join(allowed)})")
         elif e["type"] == "missing":
             lines.append(f"{path}: missing key '{key}'")
+        elif isinstance(e.get("input"), dict):  # a check across keys of a section: its message names them
+            lines.append(f"{path}: {key}: {e['msg']}")
         else:
             lines.append(f"{path}: {key} = {e.get('input')!r}: {e['msg']}")
     return "\n".join(lines)
+
+
+def in_batch_negative_runs(params: Params) -> dict[str, TrainerParams]:
+    """The training blocks whose loss takes the other rows of a batch as negatives, by key path.
+
+    MNRL (scratch ``mnrl``, the ``book`` recipe, SimCSE), GISTEmbed (the ``improved`` recipe) and CT's
+    in-batch variant (``ContrastiveTensionLossInBatchNegatives``, ``ct.py``) all do; the domain arm fine-tunes
+    with one of the recipes. TSDAE, SoftmaxLoss and CosineSimilarityLoss score each row on its own.
+    """
+    runs: dict[str, TrainerParams] = {}
+    if "mnrl" in params.train_scratch.losses:
+        runs["train_scratch.losses.mnrl"] = params.train_scratch.losses["mnrl"]
+    runs |= {f"finetune.recipes.{name}": run for name, run in params.finetune.recipes.items()}
+    runs["unsupervised.simcse"] = params.unsupervised.simcse
+    runs["unsupervised.ct"] = params.unsupervised.ct
+    runs["domain.finetune"] = params.domain.finetune
+    return runs
+
+
+def _check_in_batch_negatives(params: Params, path: Path) -> None:
+    bad = [
+        f"{path}: {key}.batch_size = {run.batch_size}: must be >= 2: its loss uses the other rows of a batch as "
+        "negatives (in-batch negatives), and a batch of 1 has none"
+        for key, run in in_batch_negative_runs(params).items()
+        if run.batch_size < 2
+    ]
+    if bad:
+        raise ParamsError("\n".join(bad), "raise the batch size (the book: 32; larger gives more negatives)")
 
 
 def parse_params(raw: Any, path: str | Path = "params.yaml") -> Params:
@@ -339,9 +406,11 @@ def parse_params(raw: Any, path: str | Path = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{path} must be a YAML mapping, got {type(raw).__name__}", "see params.yaml in git")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as err:
         raise ParamsError(_format_errors(err, path), "edit params.yaml (allowed values are listed above)") from None
+    _check_in_batch_negatives(params, path)
+    return params
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
