@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH ?= torch
 BIN := $(VENV)/bin
 
-.PHONY: install repro test test-slow lint
+.PHONY: install repro test test-slow lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,7 @@ test-slow: install
 lint: install
 	$(BIN)/ruff check src stages tests
 	$(BIN)/ruff format --check src stages tests
+
+# Benchmarks (not tests): baseline and ours interleaved, medians of >= 3; table in benchmarks/README.md.
+bench: install
+	$(BIN)/python benchmarks/run_all.py
