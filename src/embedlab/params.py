@@ -212,7 +212,7 @@ class ExportParams(Section):
 
     model: str = Field(min_length=1, description="model name or folder to export")
     variants: list[Literal["onnx", "onnx-int8", "openvino", "openvino-int8"]] = Field(
-        default_factory=lambda: ["onnx", "onnx-int8", "openvino", "openvino-int8"], min_length=1
+        default_factory=lambda: ["onnx", "onnx-int8", "openvino"], min_length=1
     )
     batch_size: PositiveInt = 64
     max_pairs: PositiveInt | None = Field(None, description="score the first N STS-B validation pairs (null: all)")
