@@ -46,6 +46,8 @@ def table() -> str:
                     f"hard labels agree {x['hard_agreement']:.2%}, max abs diff {x['max_abs_diff']:.4f} "
                     f"(p99 {x['p99_abs_diff']:.4f}) {'✅' if ok else '❌'}; with export {x['ratio_with_export']}x"
                 )
+                if "agreement_at_median" in x:
+                    quality += f"; labels at the median score agree {x['agreement_at_median']:.2%}"
             lines.append(
                 f"| silver_label, {r['pairs']} pairs | {book['pairs_per_s']} pairs/s | {name}: "
                 f"{x['pairs_per_s']} pairs/s | **{x['ratio']}x** | {quality} | {machine} | {date} |"
