@@ -105,10 +105,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", type=Path, help="existing checkout to run in (default: a fresh clone of this repo)")
     ap.add_argument("--profile", help="copy profiles/<name>.yaml over params.yaml first (e.g. tiny)")
-    ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("EMBEDLAB_DATA_DIR", "/work/shared/data")))
+    env_dir = os.environ.get("EMBEDLAB_DATA_DIR")
+    ap.add_argument(
+        "--data-dir", type=Path, default=Path(env_dir) if env_dir else None, help="default: $EMBEDLAB_DATA_DIR"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary clone")
     args = ap.parse_args()
 
+    if args.data_dir is None:
+        ap.error("no data folder: pass --data-dir or export EMBEDLAB_DATA_DIR (README, Data)")
     data_dir = args.data_dir
     if args.repo is None:
         repo, data_dir = fresh_clone(ROOT, args.data_dir)
