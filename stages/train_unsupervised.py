@@ -16,8 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this che
 
 from embedlab.errors import ParamsError, run_stage
 from embedlab.params import load_params
-
-METHODS = ("tsdae", "simcse", "ct")
+from embedlab.unsupervised import METHODS
 
 
 def main() -> None:

@@ -86,45 +86,10 @@ def get_recipe(name: str) -> Recipe:
     return RECIPE_SPECS[name]
 
 
-def finetune_with(
-    base_model: str,
-    nli,
-    recipe: Recipe,
-    settings,
-    output_dir: str | Path,
-    *,
-    checkpoint_dir: str | Path,
-    live_dir: str | Path | None = None,
-    evaluator=None,
-) -> dict[str, Any]:
-    """:func:`run_finetune` for an explicit :class:`Recipe` (used to compare variants)."""
-    from embedlab.models import load_sentence_transformer
-    from embedlab.scratch import train_checked
-    from embedlab.training import seed_everything
-
-    dataset, counts = recipe_dataset(recipe, nli, settings.seed)
-    seed_everything(settings.seed)
-    model = load_sentence_transformer(base_model)
-    loss = recipe_loss(recipe, model, base_model)
-    stats = train_checked(
-        model,
-        dataset,
-        loss,
-        settings,
-        output_dir,
-        checkpoint_dir=checkpoint_dir,
-        live_dir=live_dir,
-        evaluator=evaluator,
-        batch_sampler=recipe.batch_sampler,
-        what=f"{base_model} fine-tuned with {recipe}",
-    )
-    return {**stats, "data": counts}
-
-
 def run_finetune(
     base_model: str,
     nli,
-    recipe: str,
+    recipe: str | Recipe,
     settings,
     output_dir: str | Path,
     *,
@@ -135,20 +100,32 @@ def run_finetune(
     """Fine-tune ``base_model`` (name or path) on ``nli`` with recipe ``recipe`` and save it to ``output_dir``.
 
     ``nli``: a ``datasets.Dataset`` with ``premise``, ``hypothesis``, ``label`` (0 entailment, 1 neutral,
-    2 contradiction); ``recipe``: one of :data:`RECIPES`; ``settings``: a
-    :class:`embedlab.training.TrainSettings`; ``evaluator``: scored every ``settings.eval_steps`` steps into the
-    curves in ``live_dir`` and once at the end; an STS evaluator's final Spearman must beat a random ranking or
-    nothing is saved (:func:`embedlab.scratch.refuse_collapsed`). Returns :func:`embedlab.training.train`'s stats
-    dict (steps, train_loss, train_seconds, samples_per_second, rows, fp16, final_eval) plus ``data`` (pair or
-    triplet counts).
+    2 contradiction); ``recipe``: one of :data:`RECIPES`, or an explicit :class:`Recipe` (to compare variants);
+    ``settings``: a :class:`embedlab.training.TrainSettings`; ``evaluator``: scored every ``settings.eval_steps``
+    steps into the curves in ``live_dir`` and once at the end; an STS evaluator's final Spearman must beat a random
+    ranking or nothing is saved (:func:`embedlab.scratch.refuse_collapsed`). Returns
+    :func:`embedlab.training.train`'s stats dict (steps, train_loss, train_seconds, samples_per_second, rows, fp16,
+    final_eval) plus ``data`` (pair or triplet counts).
     """
-    return finetune_with(
-        base_model,
-        nli,
-        get_recipe(recipe),
+    from embedlab.models import load_sentence_transformer
+    from embedlab.scratch import train_checked
+    from embedlab.training import seed_everything
+
+    spec = recipe if isinstance(recipe, Recipe) else get_recipe(recipe)
+    dataset, counts = recipe_dataset(spec, nli, settings.seed)
+    seed_everything(settings.seed)
+    model = load_sentence_transformer(base_model)
+    loss = recipe_loss(spec, model, base_model)
+    stats = train_checked(
+        model,
+        dataset,
+        loss,
         settings,
         output_dir,
         checkpoint_dir=checkpoint_dir,
         live_dir=live_dir,
         evaluator=evaluator,
+        batch_sampler=spec.batch_sampler,
+        what=f"{base_model} fine-tuned with {spec}",
     )
+    return {**stats, "data": counts}
