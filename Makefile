@@ -15,7 +15,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev]"
 
 repro: install
-	$(BIN)/dvc repro
+	$(BIN)/python -m embedlab.warm run -- $(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 
 # Unit, real-data and stage tests (minutes). End-to-end `dvc repro` tests in temporary repos: `make test-slow`.

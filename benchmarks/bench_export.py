@@ -38,8 +38,12 @@ def main() -> None:
     if args.pairs:
         sts = sts.select(range(min(args.pairs, len(sts))))
     start = time.perf_counter()
+    calibration = read_parquet(ROOT / "data/prepared/tsdae.parquet", ["text"])["text"][: export.CALIBRATION_SIZE]
     paths = export.export_variants(
-        model, Path(tempfile.mkdtemp(prefix="bench-export-")) / "out", args.variants.split(",")
+        model,
+        Path(tempfile.mkdtemp(prefix="bench-export-")) / "out",
+        args.variants.split(","),
+        calibration=calibration,  # as the export stage does
     )
     export_s = time.perf_counter() - start
     scores = export.score_variants(

@@ -34,7 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=2000, help="pairs labelled per run (CPU profile stage: 8,000)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--variants", default="onnx,onnx-int8")
+    ap.add_argument("--variants", default="onnx-int8,openvino-int8")
     ap.add_argument("--name", default="silver_label", help="results/<name>.json")
     args = ap.parse_args()
 
@@ -49,7 +49,7 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     tmp = Path(tempfile.mkdtemp(prefix="bench-silver-"))
     start = time.perf_counter()
-    paths = export.export_variants(model, tmp / "export", variants)
+    paths = export.export_variants(model, tmp / "export", variants, calibration=pairs)  # as the stage does
     export_s = time.perf_counter() - start
     fast = {v: export.FastModel(model, p) for v, p in paths.items()}
 

@@ -46,14 +46,22 @@ def fresh_clone(source: Path, data_dir: Path) -> tuple[Path, Path]:
     return repo, top / "shared" / data_dir.name
 
 
-def repro_timed(repo: Path, env: dict[str, str], log: Path) -> tuple[list[tuple[str, float]], float, int]:
-    """Run `dvc repro`, streaming its output; (stage, seconds) in run order, total seconds, exit code."""
+def repro_command(*, warm: bool, force: bool) -> list[str]:
+    """`dvc repro` as `make repro` runs it: under the warm fork server (embedlab.warm) unless ``warm`` is off."""
+    cmd = [sys.executable, "-m", "dvc", "repro", *(["--force"] if force else [])]
+    return [sys.executable, "-m", "embedlab.warm", "run", "--", *cmd] if warm else cmd
+
+
+def repro_timed(
+    repo: Path, env: dict[str, str], log: Path, cmd: list[str]
+) -> tuple[list[tuple[str, float]], float, int]:
+    """Run `dvc repro` (``cmd``), streaming its output; (stage, seconds) in run order, total seconds, exit code."""
     stages: list[tuple[str, float]] = []
     start = time.perf_counter()
     current, since = None, start
     with log.open("w", encoding="utf-8") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dvc", "repro"],
+            cmd,
             cwd=repo,
             env=env,
             stdout=subprocess.PIPE,
@@ -110,6 +118,8 @@ def main() -> None:
         "--data-dir", type=Path, default=Path(env_dir) if env_dir else None, help="default: $EMBEDLAB_DATA_DIR"
     )
     ap.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    ap.add_argument("--no-warm", action="store_true", help="plain `dvc repro`, every stage pays its own imports")
+    ap.add_argument("--force", action="store_true", help="`dvc repro --force`: rerun every stage (for --repo)")
     args = ap.parse_args()
 
     if args.data_dir is None:
@@ -124,7 +134,9 @@ def main() -> None:
         shutil.copyfile(repo / "profiles" / f"{args.profile}.yaml", repo / "params.yaml")
     env = dvc_env(data_dir)
     log = Path(tempfile.mkstemp(prefix="dvc-repro-", suffix=".log")[1])
-    stages, total, rc = repro_timed(repo, env, log)
+    cmd = repro_command(warm=not args.no_warm, force=args.force)
+    print("running:", " ".join(cmd[1:]), flush=True)
+    stages, total, rc = repro_timed(repo, env, log, cmd)
     if rc != 0:
         print(log.read_text(encoding="utf-8")[-4000:])
         raise SystemExit(f"dvc repro failed ({rc}); full log: {log}")
@@ -149,6 +161,9 @@ def main() -> None:
         noop_median_s=round(median(noop), 2),
         startup_s={k: round(v, 3) for k, v in startup.items()},
         repo=str(repo),
+        command=" ".join(["python", *cmd[1:]]),
+        warm=not args.no_warm,
+        log=str(log),
     )
     if args.repo is None and not args.keep:
         shutil.rmtree(repo.parent, ignore_errors=True)

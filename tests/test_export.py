@@ -28,7 +28,7 @@ def minilm():
 @pytest.fixture(scope="module")
 def exported(minilm, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "minilm"
-    return out, export.export_variants(minilm, out, save_model=True)
+    return out, export.export_variants(minilm, out, save_model=True, calibration=SENTENCES)
 
 
 def test_every_variant_is_written_in_sentence_transformers_layout(exported):
@@ -56,6 +56,12 @@ def test_onnx_export_is_deterministic(minilm, exported, tmp_path):
     assert export.file_digest(again) == export.file_digest(paths["onnx"])
 
 
+def test_static_int8_needs_calibration_inputs_before_any_work(minilm, tmp_path):
+    with pytest.raises(EmbedlabError, match="calibration"):
+        export.export_variants(minilm, tmp_path / "out", ["onnx", "openvino-int8"])
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_failed_export_leaves_no_folder(minilm, tmp_path, monkeypatch):
     def broken(*_args, **_kwargs):
         raise RuntimeError("disk full")
@@ -77,7 +83,7 @@ def test_score_variants_reports_quality_and_speed_beside_torch(minilm, exported)
     assert scores["onnx"]["spearman_cosine"] == pytest.approx(scores["torch"]["spearman_cosine"], abs=1e-6)
 
 
-@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8", "openvino-int8"])
 def test_fast_silver_labels_match_the_book_predict(backend):
     model = augsbert.build_cross_encoder("sentence-transformers/all-MiniLM-L6-v2", max_seq_length=32)
     ref = augsbert.positive_probabilities(model, SENTENCES, SENTENCES[::-1], batch_size=4)

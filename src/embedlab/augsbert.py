@@ -145,7 +145,8 @@ def _fast_predict(model, pairs, batch_size: int, backend: str):
         hint = f"use torch or one of {', '.join(export.VARIANTS)}"
         raise EmbedlabError(f"unknown labelling backend {backend!r}", hint)
     with tempfile.TemporaryDirectory(prefix="embedlab-silver-") as tmp:
-        path = export.export_variants(model, Path(tmp) / "export", [backend])[backend]
+        # openvino-int8 calibrates its activation ranges on the first pairs it is about to label (no labels used)
+        path = export.export_variants(model, Path(tmp) / "export", [backend], calibration=pairs)[backend]
         return export.FastModel(model, path).predict(pairs, batch_size=batch_size, apply_softmax=True)
 
 

@@ -30,7 +30,17 @@ EXIT_USER_ERROR = 2
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's ``main`` and turn an :class:`EmbedlabError` into one clear message and exit code 2."""
+    """Run a stage's ``main`` and turn an :class:`EmbedlabError` into one clear message and exit code 2.
+
+    Under ``python -m embedlab.warm run -- dvc repro`` (``$EMBEDLAB_WARM`` set) the stage runs instead in a child of
+    the warm server, which has the heavy libraries imported already, and this process exits with its status;
+    :func:`embedlab.warm.delegate` returns None whenever that is not possible, and ``main`` runs here as before.
+    """
+    from embedlab.warm import delegate
+
+    status = delegate(main)
+    if status is not None:
+        sys.exit(status)
     try:
         main()
     except EmbedlabError as err:

@@ -85,6 +85,9 @@ class EvaluateParams(Section):
     sets: list[EvalSetName] = Field(default_factory=lambda: list(EVAL_SETS), min_length=1)
     models: dict[str, EvalModel] = Field(min_length=1)
     bootstrap: BootstrapParams = BootstrapParams()
+    curve_pairs: PositiveInt | None = Field(
+        None, description="STS-B validation pairs scored during training (curves, checks); null = all"
+    )
 
     @model_validator(mode="after")
     def _validation_first(self) -> EvaluateParams:
