@@ -153,15 +153,16 @@ def quantize_openvino_static(model, source: str | Path, target: str | Path, cali
     if not inputs:
         raise EmbedlabError("openvino-int8 needs calibration inputs", "pass some sentences (or pairs) to calibrate on")
     names = _input_names(model)
-    batches = []
-    for start in range(0, len(inputs), 16):
-        features = model.preprocess(inputs[start : start + 16])
-        batches.append({n: features[n].numpy().astype("int64") for n in names})
+    # one input per item, unpadded, as optimum-intel feeds NNCF: padding tokens would skew the activation ranges
+    samples = []
+    for x in inputs:
+        features = model.preprocess([x])
+        samples.append({n: features[n].numpy().astype("int64") for n in names})
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     quantized = nncf.quantize(
         ov.convert_model(str(source)),
-        nncf.Dataset(batches),
+        nncf.Dataset(samples),
         model_type=nncf.ModelType.TRANSFORMER,
         subset_size=len(inputs),
     )
@@ -196,13 +197,13 @@ def export_variants(
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise EmbedlabError(f"unknown export variants {unknown}", f"choose from {', '.join(VARIANTS)}")
-    if "openvino-int8" in variants and not calibration:  # before any export work
+    if "openvino-int8" in variants and (calibration is None or len(calibration) == 0):  # before any export work
         raise EmbedlabError("openvino-int8 needs calibration inputs", "pass calibration sentences (or pairs)")
     out_dir = Path(out_dir)
     with atomic_path(out_dir, is_dir=True) as tmp:
         if save_model:  # the torch model, tokenizer and pooling config beside the variants (one loadable folder)
             model.save(str(tmp))
-        _export_into(model, tmp, variants, calibration or [])
+        _export_into(model, tmp, variants, [] if calibration is None else calibration)
     return {v: out_dir / VARIANT_FILES[v] for v in variants}
 
 

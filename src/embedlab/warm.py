@@ -82,8 +82,14 @@ SENSITIVE_PREFIXES: tuple[str, ...] = (
     "USE_",
     "XDG_",
     "LC_",
+    # read when tqdm's classes, dvclive, scikit-learn's config and numexpr are imported
+    "TQDM_",
+    "DVCLIVE_",
+    "SKLEARN_",
+    "NUMEXPR_",
 )
-SENSITIVE_NAMES = frozenset({"SENTENCE_TRANSFORMERS_HOME", "HOME", "LANG", "LANGUAGE"})
+SENSITIVE_NAMES = frozenset({"SENTENCE_TRANSFORMERS_HOME", "HOME", "LANG", "LANGUAGE", "TMPDIR"})
+READY_TIMEOUT_S = 300.0  # preloading takes ~5-8 s; a server still not ready after this is wedged: run without it
 
 FORWARDED_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -306,8 +312,11 @@ class _Conn:
         self.script = ""
 
 
-def serve(path: str, preload: Sequence[str]) -> int:
-    """Import ``preload``, then fork a child for every request on the unix socket ``path`` until SIGTERM/SIGINT."""
+def serve(path: str, preload: Sequence[str], parent: int | None = None) -> int:
+    """Import ``preload``, then fork a child for every request on the unix socket ``path`` until SIGTERM/SIGINT.
+
+    With ``parent`` (set by ``run``) the server also stops when that process is gone.
+    """
     import time
 
     _ensure_std_fds()
@@ -322,7 +331,7 @@ def serve(path: str, preload: Sequence[str]) -> int:
     server = _Server(path, start_env, added, hazard)
     try:
         _note(f"ready on {path}: {len(loaded)}/{len(preload)} modules preloaded in {elapsed:.1f}s (pid {os.getpid()})")
-        server.loop()
+        server.loop(parent)
     finally:
         server.close()
     return 0
@@ -451,8 +460,10 @@ class _Server:
     def _stop(self, _signum: int, _frame: object) -> None:
         self.stopping = True
 
-    def loop(self) -> None:
+    def loop(self, parent: int | None = None) -> None:
         while not self.stopping:
+            if parent is not None and os.getppid() != parent:  # `run` was killed outright: do not outlive it
+                break
             for key, _ in self.selector.select(timeout=REAP_INTERVAL_S):
                 if key.data is None:
                     self._accept()
@@ -529,7 +540,7 @@ class _Server:
             return self.hazard
         if len(fds) != 3:
             return "stdin/stdout/stderr were not passed"
-        if request["executable"] != sys.executable:
+        if not _same_file(request["executable"]):
             return f"interpreter {request['executable']} is not the server's {sys.executable}"
         if request["options"] != self.options:
             return "interpreter options (-O, -X, -W, ...) differ from the server's"
@@ -790,7 +801,7 @@ def _become(request: dict[str, Any], added_env: dict[str, str]) -> None:
         del sys.modules[name]
     sys.argv = list(request["argv"])
     sys.orig_argv = list(request["orig_argv"])
-    if not sys.flags.safe_path:
+    if not getattr(sys.flags, "safe_path", False):  # Python 3.11+ (-P)
         script = request["script"]
         sys.path[0] = os.path.dirname(os.path.realpath(script))  # what `python SCRIPT` puts first
     importlib.invalidate_caches()
@@ -906,6 +917,7 @@ def run(cmd: Sequence[str], preload: Sequence[str]) -> int:
         env = {k: v for k, v in os.environ.items() if k != ENV_SOCKET}
         src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         argv = [sys.executable, "-c", _BOOT, src, "serve", "--socket", path, "--preload", ",".join(preload)]
+        argv += ["--parent", str(os.getpid())]
         group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
         server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd=tmp, env=env, **group)  # type: ignore[call-overload]
         if _wait_ready(server, path):
@@ -921,10 +933,19 @@ def run(cmd: Sequence[str], preload: Sequence[str]) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _same_file(executable: str) -> bool:
+    """Whether ``executable`` is this interpreter (``python`` and ``python3`` in one venv are the same file)."""
+    try:
+        return os.path.samefile(executable, sys.executable)
+    except OSError:
+        return executable == sys.executable
+
+
 def _wait_ready(server: Any, path: str) -> bool:
     import time
 
-    while server.poll() is None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while server.poll() is None and time.monotonic() < deadline:
         if os.path.exists(path):
             return True
         time.sleep(0.02)
@@ -1001,6 +1022,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_p = sub.add_parser("serve", help="serve until SIGTERM/SIGINT; export EMBEDLAB_WARM=PATH to use it")
     serve_p.add_argument("--socket", required=True, help="unix socket path to listen on")
     serve_p.add_argument("--preload", default=",".join(DEFAULT_PRELOAD), help=preload_help)
+    serve_p.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)  # set by `run`
     cmd: list[str] = []
     if args[:1] == ["run"] and not {"-h", "--help"} & set(args[: args.index("--") if "--" in args else None]):
         if "--" not in args:
@@ -1013,7 +1035,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     preload = [m.strip() for m in opts.preload.split(",") if m.strip()]
     if opts.command == "run":
         return run(cmd, preload)
-    return serve(opts.socket, preload)
+    return serve(opts.socket, preload, opts.parent)
 
 
 if __name__ == "__main__":
