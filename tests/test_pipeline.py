@@ -27,6 +27,35 @@ def test_untouched_minilm_scores_the_books_number(data_dir):
     assert scores["pearson_cosine"] == pytest.approx(0.8696, abs=0.0005)
 
 
+def test_encoding_each_distinct_sentence_once_gives_the_evaluators_numbers(data_dir):
+    """evaluate_model (one encoding of the union of the sets' sentences) = the evaluator encoding each column."""
+    from embedlab import data
+    from embedlab.evaluation import evaluate_model, evaluate_sts
+    from embedlab.models import load_sentence_transformer
+
+    model = load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2")
+    val = data.load_stsb(data.Source("local", data_dir), "validation").select(range(400))
+    test = data.load_stsb(data.Source("local", data_dir), "test").select(range(300))
+    sets = {"stsb_validation": val, "stsb_test": test}
+    pooled = evaluate_model(model, sets)
+    for name, dataset in sets.items():
+        alone = evaluate_sts(model, dataset, name)  # the evaluator's own two encoding passes
+        got = pooled if name == "stsb_validation" else pooled[name]
+        assert got == pytest.approx(alone, abs=1e-6), name
+
+
+def test_curve_pairs_span_the_whole_validation_set(data_dir):
+    """STS-B is ordered by genre (captions, news, forums): the training-time subset must not be the captions."""
+    from embedlab import data
+    from embedlab.evaluation import curve_pairs
+
+    val = data.load_stsb(data.Source("local", data_dir), "validation")
+    sub = curve_pairs(val, 500)
+    assert len(sub) == 500 and curve_pairs(val, None) is val and curve_pairs(val, 10_000) is val
+    assert sub[0] == val[0]  # starts with the captions...
+    assert sub[499]["sentence1"] in set(val.select(range(len(val) - 5, len(val)))["sentence1"])  # ...ends in forums
+
+
 @pytest.mark.slow
 def test_dvc_repro_cpu_profile_baseline(tmp_path, data_dir):
     repo = make_repo(tmp_path, profile=None)
