@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +61,8 @@ def table() -> str:
             lines.append(
                 f"| {kind} training, {r['steps']} steps x {r['batch_size']} | {b['pairs_per_s']} pairs/s | "
                 f"group_by_length: {o['pairs_per_s']} pairs/s | **{o['ratio']}x** | STS-B val Spearman "
-                f"{b['spearman_cosine']:.4f} -> {o['spearman_cosine']:.4f} ({o['spearman_delta']:+.4f}) | "
+                f"{b['spearman_cosine']:.4f} -> {o['spearman_cosine']:.4f} ({o['spearman_delta']:+.4f}) "
+                f"{'✅' if abs(o['spearman_delta']) <= 0.003 else '❌'} | "
                 f"{machine} | {date} |"
             )
     if r := _load("export"):
@@ -71,15 +73,19 @@ def table() -> str:
             lines.append(
                 f"| export ({r['model']}), {r['sentences']} sentences | torch {t['sentences_per_s']:.0f} sent/s | "
                 f"{name}: {x['sentences_per_s']:.0f} sent/s | **{x['speedup']:.2f}x** | STS-B val Spearman "
-                f"{t['spearman_cosine']:.4f} -> {x['spearman_cosine']:.4f} ({x['relative_spearman']:.2%}) | "
+                f"{t['spearman_cosine']:.4f} -> {x['spearman_cosine']:.4f} ({x['relative_spearman']:.2%}) "
+                f"{'✅' if x['relative_spearman'] >= 0.99 else '❌'} | "
                 f"{machine} | {date} |"
             )
     for profile in ("params", "tiny"):
         if r := _load(f"pipeline-{profile}"):
             machine, date = _when(r)
             slowest = max(r["rows"], key=lambda x: x["seconds"])
+            command = re.sub(r"\S*/python3?", "python", r.get("command", "dvc repro"))
             lines.append(
-                f"| pipeline `dvc repro` ({'CPU' if profile == 'params' else profile} profile, fresh clone) | | "
+                f"| pipeline `{command}` "
+                f"({'CPU' if profile == 'params' else profile} profile, "
+                f"{'fresh clone' if 'embedlab-pipeline-' in r.get('repo', '') else 'workspace'}) | | "
                 f"{len(r['rows'])} stages in {r['total_s']:.0f}s (slowest {slowest['stage']} "
                 f"{slowest['seconds']:.0f}s); no-op repro {r['noop_median_s']}s | | | {machine} | {date} |"
             )
