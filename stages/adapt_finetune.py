@@ -31,7 +31,7 @@ def main() -> None:
 
     init = ARMS[arm] or d.base_model
     resolve_model(init)  # fail on a missing model before reading data or importing torch
-    from embedlab.evaluation import curve_pairs, sts_evaluator
+    from embedlab.evaluation import read_curve_pairs, sts_evaluator
     from embedlab.finetune import run_finetune
     from embedlab.io import read_parquet, write_json
     from embedlab.launch import is_main_process, rank
@@ -41,9 +41,7 @@ def main() -> None:
     nli = read_parquet("data/prepared/nli.parquet", ["premise", "hypothesis", "label"])
     if d.finetune.max_rows is not None and d.finetune.max_rows < len(nli):
         nli = nli.select(range(d.finetune.max_rows))
-    val = curve_pairs(
-        read_parquet("data/eval/stsb_validation.parquet", ["sentence1", "sentence2", "score"]), p.evaluate.curve_pairs
-    )
+    val = read_curve_pairs(p.evaluate.curve_pairs)
     floor = static_floor(d.base_model, val)
     if ARMS[arm] is None:  # the control starts from exactly what TSDAE starts from: transformer + new pooling
         init = str(Path("checkpoints") / f"{name}-init-rank{rank()}")  # one per process under a distributed launch

@@ -22,7 +22,7 @@ def main() -> None:
     from embedlab.models import resolve_model
 
     resolve_model(d.base_model)  # fail on a bad name before reading data or importing torch
-    from embedlab.evaluation import curve_pairs
+    from embedlab.evaluation import read_curve_pairs
     from embedlab.io import read_parquet
     from embedlab.unsupervised import describe, train_checked
 
@@ -31,10 +31,7 @@ def main() -> None:
         d.base_model,
         read_parquet("data/domain/corpus.parquet", ["text"])["text"][: d.tsdae.max_rows],
         d.tsdae.settings(p.seed),
-        curve_pairs(
-            read_parquet("data/eval/stsb_validation.parquet", ["sentence1", "sentence2", "score"]),
-            p.evaluate.curve_pairs,
-        ),
+        read_curve_pairs(p.evaluate.curve_pairs),
         name=NAME,
         live_dir="plots/adapt_pretrain",
         metrics_path="metrics/adapt_pretrain.json",

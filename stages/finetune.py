@@ -24,7 +24,7 @@ def main() -> None:
     from embedlab.models import resolve_model
 
     resolve_model(f.base_model)  # fail on a bad name before reading data or importing torch
-    from embedlab.evaluation import curve_pairs, sts_evaluator
+    from embedlab.evaluation import read_curve_pairs, sts_evaluator
     from embedlab.finetune import run_finetune
     from embedlab.io import read_parquet
     from embedlab.launch import is_main_process
@@ -32,10 +32,7 @@ def main() -> None:
 
     nli = first_rows(read_parquet("data/prepared/nli.parquet", NLI_COLUMNS), run.max_rows)
     evaluator = sts_evaluator(
-        curve_pairs(
-            read_parquet("data/eval/stsb_validation.parquet", ["sentence1", "sentence2", "score"]),
-            p.evaluate.curve_pairs,
-        ),
+        read_curve_pairs(p.evaluate.curve_pairs),
         "stsb_validation",
     )
     name = f"finetune-{recipe}"

@@ -27,15 +27,12 @@ def main() -> None:
 
     resolve_model(t.base_model)  # fail on a bad name before reading data or importing torch
     from embedlab import scratch
-    from embedlab.evaluation import curve_pairs, sts_evaluator
+    from embedlab.evaluation import read_curve_pairs, sts_evaluator
     from embedlab.io import read_parquet
 
     nli = scratch.first_rows(read_parquet("data/prepared/nli.parquet", scratch.NLI_COLUMNS), run.max_rows)
     evaluator = sts_evaluator(
-        curve_pairs(
-            read_parquet("data/eval/stsb_validation.parquet", ["sentence1", "sentence2", "score"]),
-            p.evaluate.curve_pairs,
-        ),
+        read_curve_pairs(p.evaluate.curve_pairs),
         "stsb_validation",
     )
     name = f"scratch-{loss_name}"

@@ -28,7 +28,7 @@ def main() -> None:
     from embedlab.models import resolve_model
 
     resolve_model(u.base_model)  # fail on a bad name before reading data or importing torch
-    from embedlab.evaluation import curve_pairs
+    from embedlab.evaluation import read_curve_pairs
     from embedlab.io import read_parquet
     from embedlab.unsupervised import describe, train_checked
 
@@ -39,10 +39,7 @@ def main() -> None:
         u.base_model,
         read_parquet("data/prepared/tsdae.parquet", ["text"])["text"][: run.max_rows],
         run.settings(p.seed),
-        curve_pairs(
-            read_parquet("data/eval/stsb_validation.parquet", ["sentence1", "sentence2", "score"]),
-            p.evaluate.curve_pairs,
-        ),
+        read_curve_pairs(p.evaluate.curve_pairs),
         name=method,
         live_dir=f"plots/train_{method}",
         metrics_path=f"metrics/train_{method}.json",

@@ -13,6 +13,7 @@ resamples tells whether the gap between two models on the same pairs holds (:fun
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 SIMILARITY_FNS = ["cosine", "manhattan", "euclidean", "dot"]
@@ -50,6 +51,13 @@ def curve_pairs(dataset, max_pairs: int | None):
     if max_pairs is None or max_pairs >= n:
         return dataset
     return dataset.select([i * n // max_pairs for i in range(max_pairs)])
+
+
+def read_curve_pairs(max_pairs: int | None, path: str | Path = "data/eval/stsb_validation.parquet"):
+    """:func:`curve_pairs` of the prepared STS-B validation file: what every training stage scores."""
+    from embedlab.io import read_parquet
+
+    return curve_pairs(read_parquet(path, ["sentence1", "sentence2", "score"]), max_pairs)
 
 
 def evaluate_sts(model, dataset, name: str, batch_size: int = 64) -> dict[str, float]:

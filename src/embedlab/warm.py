@@ -230,13 +230,6 @@ class _Client:
                 first = self._read_message()
             except (OSError, ValueError) as err:
                 first, reason = None, f"no answer: {err}"
-                if isinstance(err, (BrokenPipeError, ConnectionResetError)):
-                    # the server may have answered (a refusal) and closed before the last bytes went out: read it
-                    try:
-                        self.sock.settimeout(HANDSHAKE_TIMEOUT_S)
-                        first = self._read_message()
-                    except (OSError, ValueError):
-                        first = None
             else:
                 reason = "the server closed the connection"
             if first is None or "pid" not in first:
