@@ -1,18 +1,48 @@
 # Two entry points (README): `make repro` installs and runs the pipeline, `make test` installs and runs the tests.
+# Both install requirements/$(VARIANT).txt first (see `install`).
 PYTHON ?= python3
 VENV ?= .venv
-# GPU users keep the default; CI pins the CPU wheel (TORCH=torch==2.13.0).
-TORCH ?= torch
 BIN := $(VENV)/bin
+UV := $(BIN)/uv
 
-.PHONY: install repro test test-slow lint bench
+# The environment is a lock file: every package pinned with its hashes (CPython 3.11, Linux x86_64).
+#   VARIANT=cpu   requirements/cpu.txt:  torch 2.13.0+cpu (default without nvidia-smi; CI)
+#   VARIANT=cuda  requirements/cuda.txt: torch 2.13.0 from PyPI with its NVIDIA libraries (default with nvidia-smi)
+VARIANT ?= $(if $(shell command -v nvidia-smi 2>/dev/null),cuda,cpu)
+ifeq ($(filter $(VARIANT),cpu cuda),)
+$(error VARIANT=$(VARIANT): use VARIANT=cpu or VARIANT=cuda)
+endif
+ifeq ($(origin TORCH),command line)
+$(error TORCH= is gone: `make install` installs a lock file, pick it with VARIANT=cpu or VARIANT=cuda)
+endif
+LOCK := requirements/$(VARIANT).txt
+UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(LOCK))
+# Where torch's +cpu wheel comes from (it is not on PyPI): this machine's wheel folder, else PyTorch's wheel page.
+TORCH_WHEELS ?= $(if $(wildcard /opt/wheels/torch-*+cpu-*.whl),/opt/wheels,https://download.pytorch.org/whl/torch/)
+LOCK_OPTS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock"
+
+.PHONY: install repro test test-slow lint bench lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# uv (pinned by the lock) installs the lock exactly (`uv pip sync`: hashes checked, anything unlisted but pip removed),
+# then embedlab itself without dependencies. benchmarks/bench_install.py: uv vs pip from the same lock.
 install: $(BIN)/python
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev]"
+	@[ "$$($(UV) --version 2>/dev/null | cut -d' ' -f2)" = "$(UV_VERSION)" ] || \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes $(if $(filter cpu,$(VARIANT)),--find-links $(TORCH_WHEELS)) $(LOCK)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+
+# Regenerate both lock files from pyproject.toml's ranges (+ requirements/{cpu,cuda}.in: the torch build).
+# Needs PyPI; versions already in the lock are kept where they still fit: `make lock LOCK_ARGS=--upgrade` moves
+# everything to the newest allowed, `LOCK_ARGS="--upgrade-package transformers"` one package.
+lock: $(BIN)/python
+	@$(UV) --version >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(UV) pip compile pyproject.toml --extra dev --constraint requirements/cpu.in --find-links $(TORCH_WHEELS) \
+		$(LOCK_OPTS) $(LOCK_ARGS) --quiet -o requirements/cpu.txt
+	$(UV) pip compile pyproject.toml --extra dev --constraint requirements/cuda.in \
+		$(LOCK_OPTS) $(LOCK_ARGS) --quiet -o requirements/cuda.txt
 
 repro: install
 	$(BIN)/python -m embedlab.warm run -- $(BIN)/dvc repro

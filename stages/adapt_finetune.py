@@ -45,7 +45,7 @@ def main() -> None:
     floor = static_floor(d.base_model, val)
     if ARMS[arm] is None:  # the control starts from exactly what TSDAE starts from: transformer + new pooling
         init = str(Path("checkpoints") / f"{name}-init-rank{rank()}")  # one per process under a distributed launch
-        build_encoder(d.base_model, d.pooling, d.finetune.max_seq_length).save(init, create_model_card=False)
+        build_encoder(d.base_model, d.pooling, d.finetune.max_seq_length, p.seed).save(init, create_model_card=False)
     output = Path("models") / name
     try:
         stats = run_finetune(

@@ -1,5 +1,8 @@
 """Stage `evaluate@<name>`: the book's STS metrics of one model (with bootstrap CIs) into metrics/<name>.json.
 
+The versions of torch, transformers, sentence-transformers, datasets and dvc that computed them go beside, to
+metrics/env/<name>.json (a plain output, so `dvc metrics show` stays numbers only).
+
 Each pair's cosine score goes to data/eval_scores/<name>.parquet, for the report's paired bootstrap tests.
 """
 
@@ -20,6 +23,7 @@ def main() -> None:
             "add the model under evaluate.models in params.yaml",
         )
     name = sys.argv[1]
+    from embedlab.environment import library_versions
     from embedlab.evaluation import evaluate_model_with_scores
     from embedlab.io import read_parquet, write_json, write_parquet
     from embedlab.models import load_sentence_transformer, resolve_model
@@ -37,6 +41,7 @@ def main() -> None:
     )
     write_parquet(Path("data/eval_scores") / f"{name}.parquet", pair_scores)
     write_json(Path("metrics") / f"{name}.json", metrics)
+    write_json(Path("metrics/env") / f"{name}.json", library_versions())  # not a metric: what produced them
     ci = metrics["ci95"]["stsb_validation"]["spearman_cosine"]
     print(
         f"{name}: spearman_cosine {metrics['spearman_cosine']:.4f} on STS-B validation "

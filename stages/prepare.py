@@ -14,7 +14,7 @@ def main() -> None:
     from embedlab import data
     from embedlab.io import write_json, write_parquet
 
-    source = data.resolve_source(p.data.source, p.data.resolved_local_dir())
+    source = data.resolve_source(p.data.source, p.data.resolved_local_dir(), p.data.revisions)
     nli, nli_info = data.load_nli(source, p.prepare.nli_size, seed=p.seed)
     evals = {name: data.load_eval_set(source, name) for name in data.EVAL_LOADERS}
     if p.prepare.eval_max_pairs:
@@ -45,6 +45,7 @@ def main() -> None:
         out / "metadata.json",
         {
             "source": source.kind,
+            "revisions": dict(source.revisions),  # hub: the commits loaded
             "nli": {**nli_info, "label_counts": label_counts(nli)},
             "subsets": {
                 "nli": {"rows": len(nli), "range": [0, len(nli)]},

@@ -44,7 +44,7 @@ def main() -> None:
         silver = read_parquet(silver_path, augsbert.PAIR_COLUMNS)
     pairs = augsbert.combine(gold, silver)
     settings = t.settings(p.seed)
-    model = augsbert.build_bi_encoder(t.base, t.max_seq_length)
+    model = augsbert.build_bi_encoder(t.base, t.max_seq_length, p.seed)
     run = augsbert.train_bi_encoder(
         model,
         pairs,

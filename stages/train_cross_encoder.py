@@ -28,7 +28,7 @@ def main() -> None:
     gold = augsbert.binary_pairs(read_parquet("data/prepared/gold.parquet", ["premise", "hypothesis", "label"]))
     train_pairs, holdout = augsbert.split_holdout(gold, c.holdout, p.seed)
     settings = c.settings(p.seed)
-    model = augsbert.build_cross_encoder(c.base, c.max_seq_length)
+    model = augsbert.build_cross_encoder(c.base, c.max_seq_length, p.seed)  # seeded: fresh head
     run = augsbert.train_cross_encoder(
         model,
         train_pairs,

@@ -38,6 +38,9 @@ def dvc_env() -> dict[str, str]:
     env = dict(os.environ)
     env["DVC_NO_ANALYTICS"] = "1"
     env["PYTHONPATH"] = ""  # stages put their own checkout's src/ first; nothing else may shadow it
+    # Test repos name their data folder in params.yaml (data.local_dir, a dvc.yaml dependency); under dvc repro a
+    # different $EMBEDLAB_DATA_DIR is refused, so tests that point a stage elsewhere set it explicitly.
+    env.pop("EMBEDLAB_DATA_DIR", None)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
 
@@ -73,11 +76,15 @@ def make_repo(dest: Path, profile: str | None = "tiny") -> Path:
     ).stdout.split()
     for rel in files:
         src = ROOT / rel
-        if src.is_file() and not rel.startswith(("metrics/", "dvc.lock")):
+        if src.is_file() and not rel.startswith(("metrics/", "plots/", "dvc.lock")):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     if profile is not None:  # None keeps the default CPU profile (params.yaml)
         shutil.copy2(ROOT / "profiles" / f"{profile}.yaml", dest / "params.yaml")
+    data = os.environ.get("EMBEDLAB_DATA_DIR")
+    if data:  # the copy lives elsewhere: point data.local_dir (a dvc.yaml dependency) at the same folder
+        set_param(dest, "data.local_dir", str(Path(data).resolve()))
+    materialize_base_models(dest)
     run(["git", "init", "-q", "-b", "main"], dest)
     run(["git", "config", "user.email", "tests@embedlab"], dest)
     run(["git", "config", "user.name", "embedlab tests"], dest)
@@ -86,11 +93,79 @@ def make_repo(dest: Path, profile: str | None = "tiny") -> Path:
     return dest
 
 
+def materialize_base_models(repo: Path) -> None:
+    """What stage ``base_models`` makes (``models/base/all-MiniLM-L6-v2``), so stage scripts also run by hand."""
+    import yaml
+
+    from embedlab.models import PACKAGED_ALIASES, materialize_base_model
+
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    for name, spec in params["base_models"].items():
+        if spec["hub"] in PACKAGED_ALIASES:  # offline, only the packaged model exists
+            materialize_base_model(spec["hub"], spec["revision"], repo / "models" / "base" / name)
+
+
+def set_param(repo: Path, key: str, value: object) -> None:
+    """Set one scalar in ``repo/params.yaml`` in place: only that line changes, comments and style stay."""
+    import re
+
+    import yaml
+
+    path = repo / "params.yaml"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    parts, start, indent = key.split("."), 0, 0
+    for depth, part in enumerate(parts):
+        pattern = re.compile(rf"^{' ' * indent}{re.escape(part)}:(\s|$)")
+        at = next((i for i in range(start, len(lines)) if pattern.match(lines[i])), None)
+        if at is None:
+            raise KeyError(f"{key} not found in {path}")
+        if depth == len(parts) - 1:
+            comment = lines[at].split(" #", 1)[1] if " #" in lines[at] else None
+            text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("\n...")
+            lines[at] = f"{' ' * indent}{part}: {text}" + (f"  #{comment}" if comment else "")
+        start, indent = at + 1, indent + 2
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def copy_with_data(src_repo: Path, dest_parent: Path) -> Path:
+    """``src_repo`` (with its DVC cache) and the data folder beside it, as ``dest_parent/repo`` + ``shared/data``.
+
+    ``data.local_dir`` is ``../shared/data`` as in the real layout, so each copy has a private data folder a test
+    may corrupt, and dvc.lock's relative dependency paths stay valid.
+    """
+    dest = dest_parent / "repo"
+    # not .dvc/tmp: DVC's lock, state database and background updater files, which may change while we copy
+    skip_tmp = lambda folder, names: ["tmp"] if Path(folder).name == ".dvc" else []  # noqa: E731
+    shutil.copytree(src_repo, dest, symlinks=True, ignore=skip_tmp)
+    shutil.copytree(src_repo.parent / "shared", dest_parent / "shared")
+    return dest
+
+
+def repro_traced(repo: Path, *args: str, trace: Path | None = None) -> subprocess.CompletedProcess:
+    """``dvc repro`` under the warm start (one import of the heavy libraries for all stages), optionally traced."""
+    env = dvc_env()
+    if trace is not None:
+        env["EMBEDLAB_TRACE"] = str(trace)
+    cmd = [sys.executable, "-m", "embedlab.warm", "run", "--", sys.executable, "-m", "dvc", "repro", *args]
+    env["PYTHONPATH"] = str(repo / "src")  # the warm server imports embedlab from this copy
+    return run(cmd, repo, env=env)
+
+
 @pytest.fixture(scope="session")
 def tiny_repo(tmp_path_factory, data_dir) -> Path:
-    """The whole pipeline reproduced once on the tiny profile (shared, do not modify: use repro_copy)."""
-    repo = make_repo(tmp_path_factory.mktemp("tiny_repo"))
-    run_dvc(repo, "repro")
+    """The whole pipeline reproduced once on the tiny profile (shared, do not modify: use repro_copy).
+
+    Laid out as the real checkout: ``work/repo`` with ``work/shared/data`` (a copy of the public data) beside it;
+    every stage is traced into ``work/trace`` (``embedlab.trace``) for tests/test_declared.py.
+    """
+    work = tmp_path_factory.mktemp("work")
+    shutil.copytree(data_dir, work / "shared" / "data", ignore=shutil.ignore_patterns("*.md"))
+    repo = work / "repo"
+    repo.mkdir()
+    make_repo(repo)
+    set_param(repo, "data.local_dir", "../shared/data")
+    run(["git", "commit", "-qam", "data beside the repo"], repo)
+    repro_traced(repo, trace=work / "trace")
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "reproduced"], repo)
     return repo
@@ -98,7 +173,5 @@ def tiny_repo(tmp_path_factory, data_dir) -> Path:
 
 @pytest.fixture
 def repro_copy(tiny_repo, tmp_path) -> Path:
-    """A private copy of the reproduced tiny repo (with its DVC cache) that a test may change."""
-    dest = tmp_path / "repo"
-    shutil.copytree(tiny_repo, dest, symlinks=True)
-    return dest
+    """A private copy of the reproduced tiny repo (with its DVC cache and data folder) that a test may change."""
+    return copy_with_data(tiny_repo, tmp_path)

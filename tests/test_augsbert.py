@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, changed_stages, run_dvc
+from conftest import ROOT, changed_stages, materialize_base_models, run_dvc
 
 from embedlab import augsbert, silver
 from embedlab.errors import EmbedlabError
@@ -257,6 +257,7 @@ def test_cross_encoder_stage_refuses_a_model_no_better_than_the_majority(tmp_pat
     params = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
     params["cross_encoder"]["refuse_below_majority"] = True
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    materialize_base_models(tmp_path)  # cross_encoder.base: models/base/all-MiniLM-L6-v2
     write_parquet(tmp_path / "data/prepared/gold.parquet", nli([(f"p{i}", f"h{i}", i % 3) for i in range(50)]))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(augsbert, "build_cross_encoder", lambda *a, **k: FakeCrossEncoder())
@@ -286,7 +287,6 @@ def test_cross_encoder_stage_refuses_a_model_no_better_than_the_majority(tmp_pat
 # The pipeline on the tiny profile
 
 
-@pytest.mark.slow
 def test_tiny_pipeline_outputs(tiny_repo):
     ce = json.loads((tiny_repo / "metrics/cross_encoder.json").read_text())
     assert ce["holdout"]["pairs"] == 20 and 0 <= ce["holdout"]["accuracy"] <= 1
@@ -306,7 +306,6 @@ def test_tiny_pipeline_outputs(tiny_repo):
         assert -1 <= metrics["spearman_cosine"] <= 1 and "sickr" in metrics
 
 
-@pytest.mark.slow
 def test_changing_the_strategy_reruns_exactly_the_silver_branch(repro_copy):
     params = yaml.safe_load((repro_copy / "params.yaml").read_text())
     text = (repro_copy / "params.yaml").read_text()

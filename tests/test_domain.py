@@ -143,7 +143,6 @@ def test_real_twitter_counts(data_dir):
     assert not banned & {domain.normalize(s) for s in corpus}
 
 
-@pytest.mark.slow
 def test_domain_chain_on_tiny_profile(tiny_repo):
     info = json.loads((tiny_repo / "data/domain/corpus.json").read_text())
     assert info["corpus"]["sentences"] == 80 and info["corpus"]["available"] == 4772

@@ -117,9 +117,10 @@ def assert_clean_failure(proc, *needles: str) -> None:
         assert needle in proc.stderr
 
 
-def test_prepare_without_hub_or_local_folder(tiny):
+def test_prepare_without_hub_or_local_folder(tiny, tmp_path):
+    set_param(tiny, "data.local_dir", str(tmp_path / "nowhere"))
     proc, seconds = stage(tiny, "prepare.py", env_updates={"EMBEDLAB_DATA_DIR": None, "HF_HUB_OFFLINE": "1"})
-    assert_clean_failure(proc, "Hub is unreachable", "EMBEDLAB_DATA_DIR")
+    assert_clean_failure(proc, "nowhere does not exist", "data.local_dir")
     assert seconds < 10 and not list((tiny / "data").rglob("*.parquet"))
 
 

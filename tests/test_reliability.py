@@ -174,8 +174,7 @@ def replace(folder: Path, rel: str, content: str | bytes) -> None:
 
 NLI_HEADER = "pairID,sentence1,sentence2,label\n"
 DATA_CASES = [
-    ("no-hub-no-folder", None, ["Hub is unreachable", "EMBEDLAB_DATA_DIR"]),
-    ("folder-does-not-exist", "missing", ["does not exist", "EMBEDLAB_DATA_DIR"]),
+    ("folder-does-not-exist", "missing", ["does not exist", "data.local_dir"]),
     ("stsb-file-missing", lambda f: (f / "stsb" / "sts-dev.csv").unlink(), ["no STS-B validation file"]),
     (
         "nli-wrong-columns",
@@ -209,9 +208,7 @@ DATA_CASES = [
 @pytest.mark.parametrize(("case", "breaker", "needles"), DATA_CASES, ids=[c[0] for c in DATA_CASES])
 def test_bad_data(prepared, tmp_path, data_dir, case, breaker, needles):
     env = dvc_env() | {"HF_HUB_OFFLINE": "1"}
-    if breaker is None:
-        env.pop("EMBEDLAB_DATA_DIR", None)
-    elif breaker == "missing":
+    if breaker == "missing":
         env["EMBEDLAB_DATA_DIR"] = str(tmp_path / "missing")
     else:
         folder = good_folder(tmp_path / "data", data_dir)
@@ -302,15 +299,28 @@ def leftovers(repo: Path) -> list[str]:
     )
 
 
-@pytest.mark.slow
-def test_killed_training_resumes_to_the_same_model(tmp_path, data_dir):
-    import json
+def set_book(repo: Path, **values) -> None:
+    """Edit ``finetune.recipes.book`` in the repo's params.yaml (uncommitted, as a user would)."""
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["finetune"]["recipes"]["book"].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def book_learning_rate(repo: Path) -> float:
+    return float(yaml.safe_load((repo / "params.yaml").read_text())["finetune"]["recipes"]["book"]["learning_rate"])
+
+
+def model_sha(repo: Path) -> str:
+    return hashlib.sha256((repo / MODEL / "model.safetensors").read_bytes()).hexdigest()
+
+
+def kill_after_a_checkpoint(repo: Path, log_path: Path) -> None:
+    """Run ``dvc repro finetune@book`` and SIGKILL it (dvc, the stage, its children) once a checkpoint is complete."""
     import signal
     import subprocess
     import time
 
-    repo = interruptible_repo(tmp_path / "killed")
-    with (tmp_path / "killed.log").open("w") as log:
+    with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dvc", "repro", STAGE],
             cwd=repo,
@@ -322,22 +332,50 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, data_dir):
         deadline = time.monotonic() + 480
         checkpoints = repo / "checkpoints" / "finetune-book"
         while not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
-            assert proc.poll() is None, (tmp_path / "killed.log").read_text()
+            assert proc.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, "no checkpoint within 8 minutes"
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert not (repo / MODEL).exists(), "a killed stage must not leave its model"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_sha(tmp_path_factory, data_dir) -> str:
+    """sha256 of finetune@book's model in an interruptible repo reproduced without interruption."""
+    clean = interruptible_repo(tmp_path_factory.mktemp("clean"))
+    run([sys.executable, "-m", "dvc", "repro", STAGE], clean)
+    return model_sha(clean)
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_model(tmp_path, uninterrupted_sha):
+    import json
+
+    repo = interruptible_repo(tmp_path / "killed")
+    kill_after_a_checkpoint(repo, tmp_path / "killed.log")
     status = json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], repo).stdout or "{}")
     assert STAGE in status, status  # not reported up to date
 
     out = run([sys.executable, "-m", "dvc", "repro", STAGE], repo).stdout
-    assert "resuming from" in out and "checkpoint-" in out, out
+    assert "resuming from" in out and "checkpoint-" in out and "starting over" not in out, out
     assert (repo / MODEL / "model.safetensors").is_file()
     assert STAGE not in json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], repo).stdout or "{}")
-    assert leftovers(repo) == [] and not checkpoints.exists()
+    assert leftovers(repo) == [] and not (repo / "checkpoints" / "finetune-book").exists()
+    assert model_sha(repo) == uninterrupted_sha, "the resumed run must give the uninterrupted model, byte for byte"
 
-    clean = interruptible_repo(tmp_path / "clean")
-    run([sys.executable, "-m", "dvc", "repro", STAGE], clean)
-    sha = lambda r: hashlib.sha256((r / MODEL / "model.safetensors").read_bytes()).hexdigest()  # noqa: E731
-    assert sha(repo) == sha(clean), "the resumed run must give the uninterrupted run's model, byte for byte"
+
+@pytest.mark.slow
+def test_killed_training_is_not_resumed_under_another_learning_rate(tmp_path, uninterrupted_sha):
+    """The issue's case: killed at one learning rate, re-run at another, the old checkpoints must not be used."""
+    repo = interruptible_repo(tmp_path / "changed")
+    learning_rate = book_learning_rate(repo)
+    set_book(repo, learning_rate=learning_rate * 10)
+    kill_after_a_checkpoint(repo, tmp_path / "changed.log")
+    set_book(repo, learning_rate=learning_rate)
+
+    out = run([sys.executable, "-m", "dvc", "repro", STAGE], repo).stdout
+    expected = "checkpoints/finetune-book were made by another run (changed: learning_rate); starting over"
+    assert expected in out and "resuming from" not in out, out
+    assert leftovers(repo) == [] and not (repo / "checkpoints" / "finetune-book").exists()
+    assert model_sha(repo) == uninterrupted_sha, "the rerun must give the model of its own learning rate"

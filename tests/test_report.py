@@ -325,7 +325,6 @@ def test_paired_tests_cover_extra_sets_of_other_evaluators(tmp_path):
     assert "| adapted? | twitter_pit |" in (root / "r" / "results.md").read_text()
 
 
-@pytest.mark.slow
 def test_pipeline_report_matches_its_metrics_files(tiny_repo):
     """The reproduced tiny pipeline's report against its own metrics files (read only, nothing re-run)."""
     import yaml

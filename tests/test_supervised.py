@@ -125,8 +125,10 @@ def test_profiles_train_every_loss_and_recipe_and_evaluate_them(profile):
 
 def test_book_profile_has_the_books_settings():
     p = load_profile("book")
-    assert p.train_scratch.base_model == "bert-base-uncased"
-    assert p.finetune.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert p.train_scratch.base_model == "models/base/bert-base-uncased"
+    assert p.finetune.base_model == "models/base/all-MiniLM-L6-v2"
+    assert p.base_models["bert-base-uncased"].hub == "bert-base-uncased"
+    assert p.base_models["all-MiniLM-L6-v2"].hub == "sentence-transformers/all-MiniLM-L6-v2"
     runs = [*p.train_scratch.losses.values(), p.finetune.recipes["book"]]
     for run in runs:
         assert (run.epochs, run.batch_size, run.warmup, run.fp16) == (1, 32, 100, "auto")
@@ -286,7 +288,6 @@ def test_a_collapsed_model_is_refused_and_not_saved(tmp_path, data_dir):
 # The DVC pipeline (tiny profile)
 
 
-@pytest.mark.slow
 def test_pipeline_trains_evaluates_and_plots_every_supervised_model(tiny_repo):
     from embedlab.evaluation import METRIC_KEYS
 
@@ -301,7 +302,6 @@ def test_pipeline_trains_evaluates_and_plots_every_supervised_model(tiny_repo):
     assert "plots/finetune/book/plots/metrics/eval/stsb_validation_spearman_cosine.tsv" in plots["data"]
 
 
-@pytest.mark.slow
 def test_changing_finetune_learning_rate_reruns_only_finetune_and_its_evaluation(repro_copy):
     params = yaml.safe_load((repro_copy / "params.yaml").read_text())
     params["finetune"]["recipes"]["improved"]["learning_rate"] = 2.0e-5
@@ -310,5 +310,5 @@ def test_changing_finetune_learning_rate_reruns_only_finetune_and_its_evaluation
     out = run_dvc(repro_copy, "repro").stdout
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     assert {"finetune@improved", "evaluate@finetune-improved"} <= ran
-    assert ran <= {"finetune@improved", "evaluate@finetune-improved", "report"}, ran
+    assert ran <= {"finetune@improved", "evaluate@finetune-improved", "export", "report"}, ran  # export: of it
     assert changed_stages(repro_copy) == set()

@@ -187,7 +187,6 @@ def test_static_floor_on_real_data(data_dir):
     assert 0.55 < floor < 0.72, floor  # averaged input embeddings: well below the model (0.867), far above 0
 
 
-@pytest.mark.slow
 def test_unsupervised_stages_on_tiny_profile(tiny_repo):
     for name in ("tsdae", "simcse", "ct"):
         assert (tiny_repo / "models" / name / "modules.json").is_file()
@@ -200,15 +199,17 @@ def test_unsupervised_stages_on_tiny_profile(tiny_repo):
     assert 0.5 < tsdae["deleted_word_fraction"] < 0.7
 
 
-@pytest.mark.slow
 def test_train_simcse_refuses_a_collapsed_model(repro_copy):
-    """A learning rate that wrecks the encoder: the stage exits 2 and leaves no model behind."""
+    """A learning rate that wrecks the encoder: the stage exits 2, its model is not saved, the last good one stays."""
     import yaml
     from conftest import run_dvc
 
+    weights = repro_copy / "models" / "simcse" / "model.safetensors"
+    before, lock = weights.read_bytes(), (repro_copy / "dvc.lock").read_bytes()
     params = yaml.safe_load((repro_copy / "params.yaml").read_text())
     params["unsupervised"]["simcse"]["learning_rate"] = 0.05
     (repro_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = run_dvc(repro_copy, "repro", "-s", "train_simcse", check=False)
     assert proc.returncode != 0
     assert "does not beat" in proc.stderr + proc.stdout or "became" in proc.stderr + proc.stdout
+    assert weights.read_bytes() == before and (repro_copy / "dvc.lock").read_bytes() == lock  # restored (cache)

@@ -64,13 +64,16 @@ def split_holdout(pairs, fraction: float, seed: int):
 # Step 1: the cross-encoder
 
 
-def build_cross_encoder(base: str, max_seq_length: int | None = None):
-    """A 2-class ``CrossEncoder`` on ``base`` (a fresh classification head on its transformer)."""
+def build_cross_encoder(base: str, max_seq_length: int | None = None, seed: int = 42):
+    """A 2-class ``CrossEncoder`` on ``base``; its fresh classification head is drawn right after seeding ``seed``."""
     from sentence_transformers.cross_encoder import CrossEncoder
 
     from embedlab.models import resolve_model
+    from embedlab.training import seed_everything
 
-    model = CrossEncoder(resolve_model(base), num_labels=2, trust_remote_code=False)
+    path = resolve_model(base)
+    seed_everything(seed)  # the head is random: unseeded, every run trained a different model
+    model = CrossEncoder(path, num_labels=2, trust_remote_code=False)
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     return model
@@ -260,14 +263,20 @@ def combine(gold_pairs, silver_pairs=None):
     return Dataset.from_dict(out, features=features)
 
 
-def build_bi_encoder(base: str, max_seq_length: int | None = None):
-    """The book's ``SentenceTransformer("bert-base-uncased")``: the base's transformer + a new mean pooling."""
+def build_bi_encoder(base: str, max_seq_length: int | None = None, seed: int = 42):
+    """The book's ``SentenceTransformer("bert-base-uncased")``: the base's transformer + a new mean pooling.
+
+    Seeded with ``seed`` first: any weight the base lacks (e.g. a pooler) is initialised the same every run.
+    """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     from embedlab.models import resolve_model
+    from embedlab.training import seed_everything
 
-    transformer = Transformer(resolve_model(base), max_seq_length=max_seq_length)
+    path = resolve_model(base)
+    seed_everything(seed)
+    transformer = Transformer(path, max_seq_length=max_seq_length)
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     return SentenceTransformer(modules=[transformer, pooling])
 

@@ -43,15 +43,14 @@ def run_ct(
 
     from sentence_transformers.sentence_transformer.losses import ContrastiveTensionLossInBatchNegatives
 
-    from embedlab.training import seed_everything, train
+    from embedlab.training import train
     from embedlab.tsdae import build_encoder
 
     # Checkpoints hold the kept copy only, not copy 1 (a loss parameter): resuming would restart copy 1 from the
     # base model with stale optimizer state, so an interrupted run starts over.
     settings = dataclasses.replace(settings, resume=False)
     dataset = ct_dataset(sentences)
-    seed_everything(settings.seed)
-    model = build_encoder(base_model, pooling, settings.max_seq_length)
+    model = build_encoder(base_model, pooling, settings.max_seq_length, settings.seed)  # seeded inside
     loss = ContrastiveTensionLossInBatchNegatives(model, scale=scale)
     stats = train(
         model, dataset, loss, settings, None, checkpoint_dir=checkpoint_dir, live_dir=live_dir, evaluator=evaluator

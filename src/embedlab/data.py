@@ -5,7 +5,7 @@
 
 Two sources behind the same call:
 
-* ``hub`` runs exactly the book's ``load_dataset("glue", ...)`` calls;
+* ``hub`` runs the book's ``load_dataset("glue", ...)`` calls, at the commits pinned in ``data.revisions``;
 * ``local`` reads a folder holding the public files (STS Benchmark ``sts-*.csv`` or GLUE ``STS-B/*.tsv``;
   MultiNLI/SNLI ``.csv``/``.jsonl``/``.txt``; GLUE ``MNLI/*.tsv``; ``SICK.txt``). Since MNLI *train* is not
   public outside the Hub, the local NLI pool falls back to MNLI dev matched+mismatched and SNLI dev+test
@@ -31,8 +31,8 @@ CONTRADICTION = NLI_LABELS["contradiction"]
 NO_GOLD_LABEL = {"-", ""}
 
 LOCAL_FIX = (
-    "put the public files in a folder and point at it: `export EMBEDLAB_DATA_DIR=/path/to/data` or set "
-    "data.local_dir in params.yaml (expected layout: README, section 'Data')"
+    "set data.local_dir in params.yaml to the folder holding the public files (a dvc.yaml dependency; layout: "
+    "README, section 'Data'); `export EMBEDLAB_DATA_DIR=/path/to/data` points stage scripts run by hand there"
 )
 
 
@@ -42,9 +42,10 @@ class Source:
 
     kind: str
     root: Path | None = None
+    revisions: tuple[tuple[str, str], ...] = ()  # hub: (dataset, commit) pairs, from data.revisions
 
 
-def resolve_source(source: str, local_dir: Path | None) -> Source:
+def resolve_source(source: str, local_dir: Path | None, revisions: dict[str, str] | None = None) -> Source:
     """Pick the data source, failing fast (no 25 s of retries) when neither the Hub nor a folder is usable."""
     if source not in {"auto", "hub", "local"}:
         raise DataError(f"unknown data source {source!r}", "use one of: auto, hub, local")
@@ -59,7 +60,7 @@ def resolve_source(source: str, local_dir: Path | None) -> Source:
             "the Hugging Face Hub is unreachable (offline, or HF_HUB_OFFLINE is set) and no local data folder is given",
             LOCAL_FIX,
         )
-    return Source("hub")
+    return Source("hub", revisions=tuple(sorted((revisions or {}).items())))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -273,7 +274,7 @@ def load_nli(source: Source, n: int, seed: int = 42):
     from datasets import Dataset
 
     if source.kind == "hub":
-        ds = _hub_load("glue", "mnli", "train")
+        ds = _hub_load(source, "nyu-mll/glue", "mnli", "train")
         if n > len(ds):
             raise DataError(f"asked for {n} NLI rows but glue/mnli train has {len(ds)}", "lower prepare.nli_size")
         ds = ds.select(range(n)).remove_columns("idx")  # the book's exact subset
@@ -299,9 +300,9 @@ def load_stsb(source: Source, split: str):
         raise DataError(f"unknown STS-B split {split!r}", "use train, validation or test")
     if source.kind == "hub":
         if split == "test":  # GLUE's test split has no scores; the STS Benchmark's own test set does.
-            ds = _hub_load("mteb/stsbenchmark-sts", None, "test")
+            ds = _hub_load(source, "mteb/stsbenchmark-sts", None, "test")
             return ds.select_columns(["sentence1", "sentence2", "score"])
-        ds = _hub_load("glue", "stsb", split)  # the book: load_dataset("glue", "stsb", split="validation")
+        ds = _hub_load(source, "nyu-mll/glue", "stsb", split)  # the book: load_dataset("glue", "stsb", ...)
         return ds.rename_column("label", "score").select_columns(["sentence1", "sentence2", "score"])
     assert source.root is not None
     name = {"train": "train", "validation": "dev", "test": "test"}[split]
@@ -325,7 +326,7 @@ def load_sickr(source: Source):
     from datasets import Dataset
 
     if source.kind == "hub":
-        ds = _hub_load("RobZamp/sick", None, "test")
+        ds = _hub_load(source, "RobZamp/sick", None, "test")
         ds = ds.rename_columns({"sentence_A": "sentence1", "sentence_B": "sentence2", "relatedness_score": "score"})
         return ds.select_columns(["sentence1", "sentence2", "score"])
     assert source.root is not None
@@ -361,15 +362,23 @@ def load_eval_set(source: Source, name: str):
     return EVAL_LOADERS[name](source)
 
 
-def _hub_load(path: str, name: str | None, split: str):
-    """``datasets.load_dataset`` with one clear error instead of a stack trace from inside ``datasets``."""
+def _hub_load(source: Source, path: str, name: str | None, split: str):
+    """``datasets.load_dataset`` at the commit ``data.revisions`` pins, with one clear error instead of a stack trace.
+
+    ``glue`` is ``nyu-mll/glue`` on the Hub today; the canonical name keeps the pin unambiguous.
+    """
+    revision = dict(source.revisions).get(path)
+    if not revision:
+        raise DataError(f"no pinned revision for the Hub dataset {path}", f"add data.revisions.{path}: <commit sha>")
     from datasets import load_dataset
 
     try:
-        return load_dataset(path, name, split=split) if name else load_dataset(path, split=split)
+        return load_dataset(path, name, split=split, revision=revision)
     except Exception as err:  # ConnectionError, DatasetNotFoundError, HfHubHTTPError, ...
         what = f"{path}/{name}" if name else path
-        raise DataError(f"could not load {what} ({split}) from the Hugging Face Hub: {err}", LOCAL_FIX) from None
+        raise DataError(
+            f"could not load {what} ({split}) at {revision} from the Hugging Face Hub: {err}", LOCAL_FIX
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------------------------

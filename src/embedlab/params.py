@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,25 +25,82 @@ EVAL_SETS = ("stsb_validation", "stsb_test", "sickr")
 EvalSetName = Literal["stsb_validation", "stsb_test", "sickr"]
 
 
+# Tracing (tests only, ``$EMBEDLAB_TRACE``): the dotted path of every section object, set by ``_register_paths``;
+# while ``_TRACING`` is on, each leaf value a stage reads is reported to ``embedlab.trace``.
+_TRACING = False
+_PATHS: dict[int, str] = {}
+_KEEP: list[Any] = []  # every traced params object stays alive, so no other object reuses its id()
+
+
 class Section(BaseModel):
     """Strict base: no unknown keys, no silent type coercion (``"32"`` is not a batch size)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if _TRACING and name in type(self).model_fields:
+            prefix = _PATHS.get(id(self))
+            if prefix is not None and not _is_container(value):
+                from embedlab import trace
+
+                trace.on_read(prefix + name, name not in super().__getattribute__("model_fields_set"))
+        return value
+
+
+def _is_container(value: Any) -> bool:
+    """A section, or a dict of sections (recipes, losses, models): reading it reads nothing yet."""
+    if isinstance(value, Section):
+        return True
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, Section) for v in value.values())
+
+
+def _register_paths(section: Section, prefix: str = "") -> None:
+    _PATHS[id(section)] = prefix
+    for name in type(section).model_fields:
+        value = object.__getattribute__(section, name)
+        if isinstance(value, Section):
+            _register_paths(value, f"{prefix}{name}.")
+        elif _is_container(value):
+            for key, child in value.items():
+                _register_paths(child, f"{prefix}{name}.{key}.")
+
 
 class DataParams(Section):
-    """Where raw data comes from.
+    """Where raw data comes from, and the folder DVC tracks as the raw input of ``prepare`` and ``domain_corpus``.
 
-    ``auto`` reads local files when a folder is given (here or in ``$EMBEDLAB_DATA_DIR``) and the Hugging Face
-    Hub otherwise; ``hub`` and ``local`` force one source.
+    ``local_dir`` is a dependency in dvc.yaml (``${data.local_dir}``), so a changed or corrupted raw file reruns
+    the stages that read it. ``auto`` and ``local`` read that folder; ``hub`` runs the book's ``load_dataset`` calls
+    at the commits in ``revisions`` (the Twitter domain is local-only, so every profile names a folder).
+    ``$EMBEDLAB_DATA_DIR`` may point a stage script run by hand elsewhere; under ``dvc repro`` it must be the same
+    folder, or DVC would track one folder while the stage read another.
     """
 
     source: Literal["auto", "hub", "local"] = "auto"
-    local_dir: str | None = None
+    local_dir: str = Field(min_length=1, description="folder of the public files, relative to the repo root")
+    revisions: dict[str, str] = Field(
+        default_factory=dict, description="Hub dataset -> the commit (sha) that source: hub loads"
+    )
 
-    def resolved_local_dir(self) -> Path | None:
-        value = self.local_dir or os.environ.get(DATA_DIR_ENV) or None
-        return Path(value).expanduser() if value else None
+    def resolved_local_dir(self) -> Path:
+        param = Path(self.local_dir).expanduser()
+        env = os.environ.get(DATA_DIR_ENV)
+        if not env:
+            return param
+        env_dir = Path(env).expanduser()
+        if os.environ.get("DVC_STAGE") and env_dir.resolve() != param.resolve():
+            raise ParamsError(
+                f"{DATA_DIR_ENV}={env} is not data.local_dir ({self.local_dir}), the folder dvc.yaml tracks",
+                f"set data.local_dir: {env} in params.yaml (or unset {DATA_DIR_ENV})",
+            )
+        return env_dir
+
+
+class BaseModelSpec(Section):
+    """One base model: the Hub repo and the commit stage ``base_models`` copies into ``models/base/<name>``."""
+
+    hub: str = Field(min_length=1, description="Hub id, e.g. sentence-transformers/all-MiniLM-L6-v2")
+    revision: str = Field(pattern=r"^[0-9a-f]{40}$", description="the full commit sha (a branch name would move)")
 
 
 class PrepareParams(Section):
@@ -112,8 +170,34 @@ def cuda_present() -> bool:
 AutoBool = bool | Literal["auto"]
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """What ``embedlab.training.train`` takes: a params block (:meth:`TrainerParams.settings`) plus the seed.
+
+    Here, not in training.py, so that reading params never imports the training code (a stage's deps stay exact).
+    """
+
+    epochs: float = 1.0
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    warmup: float = 100  # int >= 1: steps (the book's 100); float in [0, 1): ratio of all steps
+    weight_decay: float = 0.01
+    fp16: bool | Literal["auto"] = "auto"
+    bf16: bool | Literal["auto"] = False  # auto: on where CUDA supports it; preferred to fp16 when both are auto
+    torch_compile: bool = False
+    eval_batch_size: int | None = None  # None: max(batch_size, 64)
+    group_by_length: bool = False  # batches of similar text length (embedlab.batching); False: ST's samplers
+    seed: int = 42
+    max_seq_length: int | None = None
+    logging_steps: int = 10
+    eval_steps: int | None = None  # evaluate every N steps (None: only at the end)
+    save_steps: int = 200  # checkpoint every N steps, for resuming after an interruption
+    resume: bool = True
+    max_steps: int = -1  # tests only: stop after N steps
+
+
 class TrainerParams(Section):
-    """Trainer settings shared by every training block; ``settings()`` maps them to ``training.TrainSettings``."""
+    """Trainer settings shared by every training block; ``settings()`` maps them to :class:`TrainSettings`."""
 
     epochs: float = Field(gt=0)
     batch_size: PositiveInt = 32
@@ -152,10 +236,8 @@ class TrainerParams(Section):
             raise ValueError("fp16 and bf16 are both true: pick one mixed precision (or auto for either)")
         return self
 
-    def settings(self, seed: int, **extra: Any):
-        """These settings as the :class:`embedlab.training.TrainSettings` that ``train`` takes."""
-        from embedlab.training import TrainSettings
-
+    def settings(self, seed: int, **extra: Any) -> TrainSettings:
+        """These settings as the :class:`TrainSettings` that ``embedlab.training.train`` takes."""
         return TrainSettings(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -324,7 +406,10 @@ class LaunchParams(Section):
 
 class Params(Section):
     seed: int = 42
-    data: DataParams = DataParams()
+    data: DataParams
+    base_models: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")], BaseModelSpec] = Field(
+        min_length=1
+    )
     prepare: PrepareParams
     evaluate: EvaluateParams
     launch: LaunchParams = LaunchParams()
@@ -425,4 +510,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ParamsLoader)  # a SafeLoader
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ParamsError(f"{path} is not valid YAML: {err}", "fix the syntax at the line shown") from None
-    return parse_params(raw, path)
+    params = parse_params(raw, path)
+    if os.environ.get("EMBEDLAB_TRACE"):  # tests only: from here on, record the keys the stage reads
+        global _TRACING
+        _KEEP.append(params)
+        _register_paths(params)
+        _TRACING = True
+    return params

@@ -90,24 +90,33 @@ def mnrl_triplets(nli, seed: int = 42) -> tuple[Any, dict[str, int]]:
     return Dataset.from_dict(rows), {"triplets": hard + soft, "hard_negatives": hard, "soft_negatives": soft}
 
 
-def new_encoder(base_model: str, max_seq_length: int | None = None):
-    """A BERT-style encoder + a new mean pooling: only the transformer weights come from ``base_model``."""
+def new_encoder(base_model: str, max_seq_length: int | None = None, seed: int = 42):
+    """A BERT-style encoder + a new mean pooling: only the transformer weights come from ``base_model``.
+
+    Seeded with ``seed`` first: any weight the base lacks (e.g. a pooler) is initialised the same every run.
+    """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     from embedlab.models import resolve_model
+    from embedlab.training import seed_everything
 
+    path = resolve_model(base_model)
     kwargs = {"max_seq_length": max_seq_length} if max_seq_length else {}
-    transformer = Transformer(resolve_model(base_model), **kwargs)
+    seed_everything(seed)
+    transformer = Transformer(path, **kwargs)
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     return SentenceTransformer(modules=[transformer, pooling])
 
 
-def build_loss(name: str, model):
-    """The book's loss ``name`` for ``model``; which dataset shape it reads is in :data:`DATASETS`."""
+def build_loss(name: str, model, seed: int = 42):
+    """The book's loss ``name`` for ``model``; SoftmaxLoss's fresh classifier is drawn right after seeding ``seed``."""
     from sentence_transformers.sentence_transformer import losses
 
+    from embedlab.training import seed_everything
+
     if name == "softmax":
+        seed_everything(seed)
         return losses.SoftmaxLoss(model, embedding_dimension=model.get_embedding_dimension(), num_labels=3)
     if name == "cosine":
         return losses.CosineSimilarityLoss(model)
@@ -147,14 +156,11 @@ def run_scratch(
     MNRL uses in-batch negatives, so its batches never repeat a text (``NO_DUPLICATES``): a repeated premise
     would otherwise be its own false negative. Returns :func:`embedlab.training.train`'s stats plus data counts.
     """
-    from embedlab.training import seed_everything
-
     if loss_name not in LOSSES:
         raise ParamsError(f"unknown loss {loss_name!r}", f"use one of {', '.join(LOSSES)}")
     dataset, counts = training_dataset(loss_name, nli, settings.seed)
-    seed_everything(settings.seed)  # before the SoftmaxLoss head (and any missing pooler weight) is initialised
-    model = new_encoder(base_model, settings.max_seq_length)
-    loss = build_loss(loss_name, model)
+    model = new_encoder(base_model, settings.max_seq_length, settings.seed)  # both builders seed themselves
+    loss = build_loss(loss_name, model, settings.seed)
     stats = train_checked(
         model,
         dataset,

@@ -45,12 +45,11 @@ def run_simcse(
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from embedlab.errors import EmbedlabError
-    from embedlab.training import seed_everything, train
+    from embedlab.training import train
     from embedlab.tsdae import build_encoder
 
     dataset = simcse_pairs(sentences)
-    seed_everything(settings.seed)
-    model = build_encoder(base_model, pooling, settings.max_seq_length)
+    model = build_encoder(base_model, pooling, settings.max_seq_length, settings.seed)  # seeded inside
     if not dropout_is_active(model):
         raise EmbedlabError(
             f"{base_model} has no dropout: SimCSE's two views would be identical", "use a BERT-like base"

@@ -7,49 +7,34 @@ columns are in the order their loss reads them, and a loss; :func:`train` does t
 * training curves (loss, learning rate, eval score) logged with dvclive into a folder ``dvc plots`` renders,
   with ``dvcyaml=False`` so dvclive never rewrites ``dvc.yaml``;
 * a non-finite loss stops training at once with the step number, instead of saving a broken model;
-* periodic checkpoints outside DVC's outputs; a re-run after an interruption resumes from the last one;
+* periodic checkpoints outside DVC's outputs; a re-run after an interruption resumes from the last one, but only
+  when the checkpoints were made by the same run (:func:`run_fingerprint`: settings, data, initial weights, loss,
+  code, library versions); anything else is discarded with a message, so a changed param never inherits old weights;
 * the model is saved as safetensors without a model card (it embeds a timestamp) into a temporary folder that is
   renamed into place only when complete.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
+import re
 import shutil
+import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from embedlab.errors import EmbedlabError, ParamsError
-from embedlab.io import atomic_path
+from embedlab.io import atomic_path, write_json
+from embedlab.params import TrainSettings  # what train() takes; defined with the schema it comes from
 
 
 class TrainingDiverged(EmbedlabError):
     """The loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Trainer settings a stage takes from its params section (defaults: the book's)."""
-
-    epochs: float = 1.0
-    batch_size: int = 32
-    learning_rate: float = 2e-5
-    warmup: float = 100  # int >= 1: steps (the book's 100); float in [0, 1): ratio of all steps
-    weight_decay: float = 0.01
-    fp16: bool | Literal["auto"] = "auto"
-    bf16: bool | Literal["auto"] = False  # auto: on where CUDA supports it; preferred to fp16 when both are auto
-    torch_compile: bool = False
-    eval_batch_size: int | None = None  # None: max(batch_size, 64)
-    group_by_length: bool = False  # batches of similar text length (embedlab.batching); False: ST's samplers
-    seed: int = 42
-    max_seq_length: int | None = None
-    logging_steps: int = 10
-    eval_steps: int | None = None  # evaluate every N steps (None: only at the end)
-    save_steps: int = 200  # checkpoint every N steps, for resuming after an interruption
-    resume: bool = True
-    max_steps: int = -1  # tests only: stop after N steps
 
 
 def _cuda() -> tuple[bool, bool]:
@@ -222,6 +207,238 @@ def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
     return None
 
 
+# --- which run made the checkpoints: resume only our own ---------------------------------------------------------
+
+FINGERPRINT_FILE = "fingerprint.json"
+FINGERPRINT_VERSION = 1
+# Settings that say how a run is checkpointed, not what it computes: saving a checkpoint reads the RNG states but
+# draws nothing, so the weights, the optimizer and the curves are the same for any save_steps. Everything else stays
+# in: logging_steps and eval_steps only change the curves (a DVC output the resumed run appends to), eval_batch_size
+# the logged scores, max_steps the schedule.
+OPERATIONAL_SETTINGS = frozenset({"save_steps", "resume"})
+# Modules that start a stage but never take part in its computation; which of them are loaded depends on how the
+# stage was started (warm fork server or not, traced by a test or not), so hashing them would make the same run
+# look different.
+HARNESS_MODULES = frozenset({"embedlab.warm", "embedlab.trace"})
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as JSON-ready data that is the same in every process (no memory addresses)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_jsonable(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    if hasattr(value, "tobytes") and hasattr(value, "dtype"):  # numpy array
+        return f"array:{value.dtype}:{getattr(value, 'shape', '')}:{_sha(value.tobytes())}"
+    if _is_tensor(value):
+        return f"tensor:{value.dtype}:{tuple(value.shape)}:{_sha(_tensor_bytes(value))}"
+    if isinstance(value, Path):
+        return str(value)
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+def _is_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _tensor_bytes(tensor) -> bytes:
+    """The raw bytes of any tensor (bf16 included, which NumPy cannot hold), wherever it lives."""
+    import torch
+
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def _tensors_hash(named: Sequence[tuple[str, Any]]) -> str:
+    h = hashlib.sha256()
+    for name, tensor in named:
+        h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
+        h.update(_tensor_bytes(tensor))
+    return h.hexdigest()
+
+
+def _data_hash(dataset) -> str:
+    """Hash of the rows a Trainer would read: features, row count and every value, in order.
+
+    JSON of plain Python batches: exact for the strings, ints and floats our datasets hold (``repr`` of a float
+    round-trips), and independent of how Arrow happens to chunk the table (~0.1 s for 10^5 rows).
+    """
+    h = hashlib.sha256()
+    parts = sorted(dataset.items()) if isinstance(dataset, Mapping) else [("", dataset)]
+    for name, part in parts:
+        h.update(json.dumps([name, str(part.features), len(part)]).encode())
+        for batch in part.with_format(None).iter(batch_size=4096):
+            h.update(json.dumps(batch, sort_keys=True, default=repr).encode())
+    return h.hexdigest()
+
+
+def _model_fingerprint(model) -> dict[str, Any]:
+    """Initial weights (base model and seeded fresh heads), module configs (pooling has no weights) and vocabulary."""
+    modules = [
+        [name, type(module).__qualname__, _jsonable(module.get_config_dict())]
+        if hasattr(module, "get_config_dict")
+        else [name, type(module).__qualname__]
+        for name, module in model.named_children()
+    ]
+    tokenizer = getattr(model, "tokenizer", None)
+    vocab = tokenizer.get_vocab() if tokenizer is not None and hasattr(tokenizer, "get_vocab") else {}
+    return {
+        "weights": _tensors_hash(list(model.state_dict().items())),
+        "modules": _sha(json.dumps(modules, sort_keys=True).encode()),
+        "tokenizer": _sha(json.dumps([type(tokenizer).__qualname__, sorted(vocab.items())]).encode()),
+    }
+
+
+def _loss_fingerprint(loss, model) -> dict[str, Any]:
+    """Class and config of the loss and of every module it adds to the model (inner losses, classifier heads),
+    and the initial values of its own parameters (e.g. SoftmaxLoss's classifier): everything but the model itself."""
+    in_model = {id(m) for m in model.modules()}
+    model_tensors = {id(t) for t in (*model.parameters(), *model.buffers())}
+    configs, tensors = [], []
+    for name, module in loss.named_modules():
+        if id(module) in in_model:
+            continue
+        config = module.get_config_dict() if hasattr(module, "get_config_dict") else None
+        configs.append([name, f"{type(module).__module__}.{type(module).__qualname__}", _jsonable(config)])
+        own = (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
+        tensors += [(f"{name}.{key}", t) for key, t in own if id(t) not in model_tensors]
+    return {"modules": _sha(json.dumps(configs, sort_keys=True).encode()), "parameters": _tensors_hash(tensors)}
+
+
+def _code_fingerprint() -> dict[str, str]:
+    """Hashes of the source of every loaded ``embedlab`` module and of the stage script (``sys.argv[0]``).
+
+    Keyed by module name, not path, so that a copy of the checkout (``dvc exp run``) counts as the same code.
+    """
+    code: dict[str, str] = {}
+    for name, module in sorted(sys.modules.items()):
+        if (name == "embedlab" or name.startswith("embedlab.")) and name not in HARNESS_MODULES:
+            source = getattr(module, "__file__", None)
+            if source and Path(source).is_file():
+                code[name] = _sha(Path(source).read_bytes())
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.is_file():
+        code["script"] = _sha(script.read_bytes())
+    return code
+
+
+def _versions() -> dict[str, str]:
+    """The libraries recorded beside metrics (:func:`embedlab.environment.library_versions`), plus accelerate."""
+    from embedlab.environment import _version, library_versions
+
+    return {**library_versions(), "accelerate": _version("accelerate")}
+
+
+def run_fingerprint(
+    model,
+    train_dataset,
+    loss,
+    settings: TrainSettings,
+    *,
+    trainer: str,
+    batch_sampler: str,
+    precision: tuple[bool, bool],
+    evaluator=None,
+) -> dict[str, Any]:
+    """What decides the weights a run produces: a checkpoint is resumed only if its run's fingerprint is this one.
+
+    ``settings`` minus :data:`OPERATIONAL_SETTINGS`; the rows; the initial weights; the loss; the Trainer and sampler;
+    the resolved precision and process count (``auto`` may resolve differently elsewhere, and the global batch
+    depends on the number of ranks); the code and library versions; the evaluator only when it runs during training,
+    since only then its scores are part of what the checkpoint carries (the curves so far).
+    """
+    from embedlab.launch import world_size
+
+    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    fingerprint: dict[str, Any] = {
+        "version": FINGERPRINT_VERSION,
+        "settings": _jsonable({k: v for k, v in fields.items() if k not in OPERATIONAL_SETTINGS}),
+        "data": _data_hash(train_dataset),
+        "model": _model_fingerprint(model),
+        "loss": _loss_fingerprint(loss, model),
+        "trainer": {"class": trainer, "batch_sampler": batch_sampler},
+        "runtime": {"fp16": precision[0], "bf16": precision[1], "world_size": world_size()},
+        "code": _code_fingerprint(),
+        "versions": _versions(),
+    }
+    if evaluator is not None and settings.eval_steps:
+        state = {k: v for k, v in vars(evaluator).items() if not k.startswith("_")}
+        fingerprint["evaluator"] = {
+            "class": type(evaluator).__qualname__,
+            "state": _sha(json.dumps(_jsonable(state), sort_keys=True).encode()),
+        }
+    return fingerprint
+
+
+def fingerprint_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """What differs between two fingerprints, in words: setting names, else ``part (keys)`` such as ``code
+    (embedlab.finetune)``, else the part's name. Empty when they are equal."""
+    if stored.get("version") != current.get("version"):
+        return ["fingerprint format"]
+    changed: list[str] = []
+    for part in sorted(set(stored) | set(current)):
+        old, new = stored.get(part), current.get(part)
+        if old == new:
+            continue
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            changed += keys if part == "settings" else [f"{part} ({', '.join(keys)})"]
+        else:
+            changed.append(part)
+    return changed
+
+
+def read_fingerprint(checkpoint_dir: Path) -> dict[str, Any] | None:
+    """The fingerprint stored in ``checkpoint_dir``, or None if it has none (or an unreadable one)."""
+    try:
+        stored = json.loads((checkpoint_dir / FINGERPRINT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) else None
+
+
+def prepare_checkpoint_dir(checkpoint_dir: Path, fingerprint: dict[str, Any], *, resume: bool) -> str | None:
+    """The checkpoint to resume from, or None once ``checkpoint_dir`` holds only this run's fingerprint.
+
+    Checkpoints are resumed only when the stored fingerprint equals ``fingerprint``; otherwise (or when there is
+    none) they are deleted with one line saying why. Under DDP every rank decides from the same files and reaches
+    the same answer; only rank 0 deletes and writes (a rank that reads while rank 0 replaces them sees either the
+    old mismatching state or the new empty one: both mean "start over").
+    """
+    from embedlab.launch import is_main_process
+
+    resume_from = None
+    has_checkpoints = checkpoint_dir.is_dir() and any(p.is_dir() for p in checkpoint_dir.glob("checkpoint-*"))
+    if resume and has_checkpoints:
+        stored = read_fingerprint(checkpoint_dir)
+        changed = fingerprint_changes(stored, fingerprint) if stored is not None else None
+        if changed is None:
+            print(f"{checkpoint_dir} holds checkpoints without a fingerprint of their run; starting over", flush=True)
+        elif changed:
+            print(
+                f"{checkpoint_dir} were made by another run (changed: {', '.join(changed)}); starting over", flush=True
+            )
+        else:
+            resume_from = last_complete_checkpoint(checkpoint_dir)
+    if resume_from is not None:
+        print(f"resuming from {resume_from}", flush=True)
+        return resume_from
+    if is_main_process():
+        if checkpoint_dir.exists():
+            shutil.rmtree(checkpoint_dir)
+        write_json(checkpoint_dir / FINGERPRINT_FILE, fingerprint)  # before the first checkpoint can exist
+    return None
+
+
 def train(
     model,
     train_dataset,
@@ -234,11 +451,14 @@ def train(
     evaluator=None,
     batch_sampler: Literal["batch_sampler", "no_duplicates", "group_by_label"] = "batch_sampler",
     cross_encoder: bool = False,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train ``model`` on ``train_dataset`` with ``loss`` and save it to ``output_dir`` atomically.
 
     Returns run statistics (steps, final loss, wall time, pairs/s) for the stage's log or metrics.
     ``output_dir=None`` saves nothing: the caller checks the trained model first, then calls :func:`save_model`.
+    ``callbacks``: extra ``transformers.TrainerCallback`` objects (the tests kill a run right after a checkpoint).
+    Checkpoints in ``checkpoint_dir`` are resumed only if this same run made them (:func:`prepare_checkpoint_dir`).
     """
 
     if len(train_dataset) == 0:
@@ -260,22 +480,27 @@ def train(
     kwargs = trainer_arguments(settings, checkpoint_dir, evaluate=evaluator is not None, batch_sampler=batch_sampler)
     fp16, bf16 = kwargs["fp16"], kwargs["bf16"]
     args = ArgsCls(**kwargs)
-    callbacks = [_live_callback(Path(live_dir))] if live_dir is not None else []
+    # before the Trainer: it may move the model to the GPU; the hash is of the weights as the method built them
+    fingerprint = run_fingerprint(
+        model,
+        train_dataset,
+        loss,
+        settings,
+        trainer=TrainerCls.__name__,
+        batch_sampler=batch_sampler,
+        precision=(fp16, bf16),
+        evaluator=evaluator if kwargs["eval_strategy"] == "steps" else None,
+    )
+    live = [_live_callback(Path(live_dir))] if live_dir is not None else []
     trainer = _guarded(TrainerCls)(
         model=model,
         args=args,
         train_dataset=train_dataset,
         loss=loss,
         evaluator=evaluator,
-        callbacks=callbacks,
+        callbacks=[*live, *callbacks],
     )
-    resume_from = None
-    if settings.resume and checkpoint_dir.is_dir():
-        resume_from = last_complete_checkpoint(checkpoint_dir)
-        if resume_from:
-            print(f"resuming from {resume_from}")
-    elif checkpoint_dir.exists():
-        shutil.rmtree(checkpoint_dir)
+    resume_from = prepare_checkpoint_dir(checkpoint_dir, fingerprint, resume=settings.resume)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - start

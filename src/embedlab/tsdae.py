@@ -87,16 +87,21 @@ def split_heldout(sentences: list[str], n: int, seed: int = 42) -> tuple[list[st
     return train, [s for i, s in enumerate(sentences) if i in picked]
 
 
-def build_encoder(base_model: str, pooling: Pooling = "cls", max_seq_length: int | None = None):
-    """The base's transformer + a new pooling layer (the book: ``models.Transformer`` + CLS ``models.Pooling``)."""
+def build_encoder(base_model: str, pooling: Pooling = "cls", max_seq_length: int | None = None, seed: int = 42):
+    """The base's transformer + a new pooling layer (the book: ``models.Transformer`` + CLS ``models.Pooling``).
+
+    Seeded with ``seed`` first: any weight the base lacks (e.g. a pooler) is initialised the same every run.
+    """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling as PoolingModule
     from sentence_transformers.sentence_transformer.modules import Transformer
 
     from embedlab.models import resolve_model
+    from embedlab.training import seed_everything
 
     path = resolve_model(base_model)
     kwargs = {"max_seq_length": max_seq_length} if max_seq_length else {}
+    seed_everything(seed)
     transformer = Transformer(path, **kwargs)
     model = SentenceTransformer(modules=[transformer, PoolingModule(transformer.get_embedding_dimension(), pooling)])
     # The loss rebuilds the decoder from this name: make it the folder we really loaded (offline-safe).
@@ -104,15 +109,19 @@ def build_encoder(base_model: str, pooling: Pooling = "cls", max_seq_length: int
     return model
 
 
-def tsdae_loss(model):
+def tsdae_loss(model, seed: int = 42):
     """``DenoisingAutoEncoderLoss`` with ``tie_encoder_decoder=True``, checked to really share the weights.
 
     With tying, the library loads the decoder from the encoder's own checkpoint (``config._name_or_path``, set
     by :func:`build_encoder`) and ignores ``decoder_name_or_path`` (passing it only logs a warning). The
-    decoder's cross-attention and LM-head transform are new (transformers says "newly initialized": expected).
+    decoder's cross-attention and LM-head transform are new (transformers says "newly initialized": expected),
+    drawn right after seeding ``seed``.
     """
     from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
 
+    from embedlab.training import seed_everything
+
+    seed_everything(seed)
     loss = DenoisingAutoEncoderLoss(model, decoder_name_or_path=None, tie_encoder_decoder=True)
     shared = tied_parameters(loss)
     if shared["word_embeddings"] is False or shared["shared"] == 0:
@@ -183,16 +192,15 @@ def run_tsdae(
     """
     import dataclasses
 
-    from embedlab.training import seed_everything, train
+    from embedlab.training import train
 
     # Checkpoints hold the encoder only, not the decoder's own weights (cross-attention, LM-head transform):
     # resuming would pair a fresh decoder with a trained encoder and stale optimizer state, so start over.
     settings = dataclasses.replace(settings, resume=False)
     sentences = clean_sentences(sentences)
     train_sents, held = split_heldout(sentences, heldout, settings.seed)
-    seed_everything(settings.seed)
-    model = build_encoder(base_model, pooling, settings.max_seq_length)
-    loss = tsdae_loss(model)
+    model = build_encoder(base_model, pooling, settings.max_seq_length, settings.seed)  # both seed themselves
+    loss = tsdae_loss(model, settings.seed)
     ties = tied_parameters(loss)
     held_pairs = noisy_pairs(held, del_ratio, settings.seed + 1) if held else None
     before = reconstruction_loss(loss, held_pairs) if held_pairs is not None else None
