@@ -21,7 +21,7 @@ UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(LOCK))
 TORCH_WHEELS ?= $(if $(wildcard /opt/wheels/torch-*+cpu-*.whl),/opt/wheels,https://download.pytorch.org/whl/torch/)
 LOCK_OPTS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock"
 
-.PHONY: install repro test test-slow lint bench lock
+.PHONY: install repro test test-slow lint bench lock compare exps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,23 @@ lock: $(BIN)/python
 	$(UV) pip compile pyproject.toml --extra dev --constraint requirements/cuda.in \
 		$(LOCK_OPTS) $(LOCK_ARGS) --quiet -o requirements/cuda.txt
 
+# Ends with every model's headline: one row per model, per set the score and its 95 % CI (`embedlab.compare show`).
 repro: install
 	$(BIN)/python -m embedlab.warm run -- $(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	$(BIN)/python -m embedlab.compare show
+
+# The models whose headline changed between two revisions (old -> new, delta, * outside the old 95 % CI):
+# `make compare A=main B=my-branch`; A defaults to HEAD, B to the workspace.
+A ?= HEAD
+compare: install
+	$(BIN)/python -m embedlab.compare diff $(A) $(B)
+
+# A sweep at a glance (`dvc exp run -S key=value`, queued or not): per experiment, the params that differ and the
+# headline of each model whose scores differ. DVC's own table names each metric column after its file
+# (metrics/finetune-book.json:stsb_validation.spearman_cosine): `dvc exp show --md --only-changed` with deps, CIs and
+# Created dropped is still 244 characters wide for one model, so its CSV goes through embedlab.compare.
+exps: install
+	@csv=$$($(BIN)/dvc exp show --csv) && printf '%s\n' "$$csv" | $(BIN)/python -m embedlab.compare exps
 
 # Unit, real-data and stage tests (minutes). End-to-end `dvc repro` tests in temporary repos: `make test-slow`.
 test: install

@@ -2,7 +2,10 @@
 
 Variants: `zero-shot` (the base model as is), `domain-tsdae` (TSDAE on Twitter only), `domain-finetune` (NLI
 fine-tuning, no TSDAE), `domain-adapted` (TSDAE then the same fine-tuning). AP of the cosine similarity against
-the paraphrase labels on PIT-2015 test and Twitter URL test, and their mean `twitterpara_ap` (TSDAE paper).
+the paraphrase labels on PIT-2015 test and Twitter URL test, and their mean, TwitterPara (TSDAE paper).
+
+Written as `{set: {"average_precision": x}}` (`pit2015`, `twitter_url`, `twitterpara`), the `<set>.<metric>` shape of
+the evaluate stage's headline, so `dvc metrics show/diff` and `python -m embedlab.compare` read both alike.
 """
 
 import sys
@@ -39,9 +42,10 @@ def main() -> None:
         for s in domain.EVAL_SETS
     }
     model = load_sentence_transformer(name)
-    metrics = domain.evaluate_domain(model, sets, batch_size=p.domain.eval_batch_size)
+    scores = domain.evaluate_domain(model, sets, batch_size=p.domain.eval_batch_size)  # {"<set>_ap": x}
+    metrics = {k.removesuffix("_ap"): {"average_precision": round(v, 6)} for k, v in scores.items()}
     write_json(Path("metrics") / f"twitter-{variant}.json", metrics)
-    print(f"{variant} ({name}): " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    print(f"{variant} ({name}): " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stage `report`: reports/results.md (+ PNG, dvc plots data, paired tests) from every metrics/*.json.
 
-Also writes reports/plots_template.html, the page `dvc plots show` fills offline (vega inline, no CDN).
+Evaluated models are read from metrics/details/<name>.json (the book's keys; metrics/<name>.json is the headline).
 """
 
 import sys

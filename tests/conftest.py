@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -95,8 +96,6 @@ def make_repo(dest: Path, profile: str | None = "tiny") -> Path:
 
 def materialize_base_models(repo: Path) -> None:
     """What stage ``base_models`` makes (``models/base/all-MiniLM-L6-v2``), so stage scripts also run by hand."""
-    import yaml
-
     from embedlab.models import PACKAGED_ALIASES, materialize_base_model
 
     params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
@@ -105,11 +104,19 @@ def materialize_base_models(repo: Path) -> None:
             materialize_base_model(spec["hub"], spec["revision"], repo / "models" / "base" / name)
 
 
-def set_param(repo: Path, key: str, value: object) -> None:
-    """Set one scalar in ``repo/params.yaml`` in place: only that line changes, comments and style stay."""
-    import re
+class DvcStyleDumper(yaml.SafeDumper):
+    """PyYAML writing what DVC's round trip writes (block style, ``null`` as an empty value), so a file edited by a
+    test stays a fixed point of ``dvc exp run -S``. Floats keep PyYAML's ``5.0e-05``: DVC would write ``5e-05``,
+    which the YAML 1.1 rules of ``yaml.safe_load`` (used throughout the tests) read as a string."""
 
-    import yaml
+
+DvcStyleDumper.add_representer(type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", ""))
+
+
+def set_param(repo: Path, key: str, value: object) -> None:
+    """Set one value in ``repo/params.yaml`` in place, as DVC would write it: a scalar changes exactly its line; a
+    mapping or list replaces the key's whole block (its deeper lines, and a list written at the key's indent)."""
+    import re
 
     path = repo / "params.yaml"
     lines = path.read_text(encoding="utf-8").split("\n")
@@ -120,9 +127,12 @@ def set_param(repo: Path, key: str, value: object) -> None:
         if at is None:
             raise KeyError(f"{key} not found in {path}")
         if depth == len(parts) - 1:
-            comment = lines[at].split(" #", 1)[1] if " #" in lines[at] else None
-            text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("\n...")
-            lines[at] = f"{' ' * indent}{part}: {text}" + (f"  #{comment}" if comment else "")
+            child = re.compile(rf"^{' ' * indent}(\s|-(\s|$))")  # deeper, or a list item at the key's indent
+            end = at + 1
+            while end < len(lines) and child.match(lines[end]):
+                end += 1
+            block = yaml.dump({part: value}, Dumper=DvcStyleDumper, sort_keys=False, width=1000)
+            lines[at:end] = [" " * indent + line for line in block.rstrip("\n").split("\n")]
         start, indent = at + 1, indent + 2
     path.write_text("\n".join(lines), encoding="utf-8")
 

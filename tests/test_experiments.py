@@ -27,9 +27,9 @@ MARKER = """
 _workspace_evaluate_model_with_scores = evaluate_model_with_scores
 
 
-def evaluate_model_with_scores(*args, **kwargs):  # an experiment's own code: marks its metrics
+def evaluate_model_with_scores(*args, **kwargs):  # an experiment's own code: marks its headline metrics
     metrics, frame = _workspace_evaluate_model_with_scores(*args, **kwargs)
-    metrics["code_marker"] = 1.0
+    metrics["ci95"]["stsb_test"]["spearman_cosine"]["low"] = -1.0  # -> stsb_test.ci95_low, a value no run gives
     return metrics, frame
 """
 
@@ -81,11 +81,11 @@ def test_metrics_diff_against_main_from_a_branch(repro_copy):
     assert set(diff) == {"metrics/baseline.json"}, "only the re-evaluated model may change"
     rows = diff["metrics/baseline.json"]
     branch_metrics = flatten(json.loads((repo / "metrics" / "baseline.json").read_text()))
-    for key in ("spearman_cosine", "stsb_test.spearman_cosine", "sickr.spearman_cosine"):
+    for key in ("stsb_validation.spearman_cosine", "stsb_test.spearman_cosine", "sickr.spearman_cosine"):
         assert rows[key]["old"] == pytest.approx(main_metrics[key])
         assert rows[key]["new"] == pytest.approx(branch_metrics[key])
         assert rows[key]["diff"] == pytest.approx(branch_metrics[key] - main_metrics[key])
-    assert "ci95.stsb_validation.spearman_cosine.low" in rows
+    assert "stsb_validation.ci95_low" in rows
 
 
 def wait_for_queue(repo: Path, names: set[str], timeout: float = 1200) -> dict[str, dict]:
@@ -120,7 +120,9 @@ def test_queued_learning_rate_sweep_runs_each_experiments_own_code(repro_copy):
     evaluation.write_text(original + MARKER)
     sweep = {"lr-low": "2e-5", "lr-high": "1e-4"}  # written as YAML 2e-05: params.py must read it as a float
     for name, lr in sweep.items():
-        run_dvc(repo, "exp", "run", "--queue", "-n", name, "-S", f"{SWEEP_PARAM}={lr}", SWEEP_TARGET)
+        # A queued run works in .dvc/tmp/exps/...: the relative ../shared/data would not be the data there.
+        data = f"data.local_dir={(repo.parent / 'shared' / 'data').resolve()}"
+        run_dvc(repo, "exp", "run", "--queue", "-n", name, "-S", data, "-S", f"{SWEEP_PARAM}={lr}", SWEEP_TARGET)
     # ... then put the workspace code back, and make it the first thing Python would import (the trap: a stage
     # importing an installed package, or PYTHONPATH, would see the workspace's code, not the experiment's).
     evaluation.write_text(original)
@@ -143,10 +145,11 @@ def test_queued_learning_rate_sweep_runs_each_experiments_own_code(repro_copy):
         results[name] = (lr, metrics)
     assert results["lr-low"][0] == pytest.approx(2e-5) and results["lr-high"][0] == pytest.approx(1e-4)
     for name, (_, metrics) in results.items():
-        assert metrics.get("code_marker") == 1.0, f"{name} ran the workspace's code, not its own"
-    assert results["lr-low"][1]["spearman_cosine"] != results["lr-high"][1]["spearman_cosine"]
+        assert metrics["stsb_test"]["ci95_low"] == -1.0, f"{name} ran the workspace's code, not its own"
+    low, high = (results[n][1]["stsb_validation"]["spearman_cosine"] for n in ("lr-low", "lr-high"))
+    assert low != high
     workspace = json.loads((repo / SWEEP_METRICS).read_text())
-    assert "code_marker" not in workspace and get_param(repo, SWEEP_PARAM) == workspace_lr
+    assert workspace["stsb_test"]["ci95_low"] != -1.0 and get_param(repo, SWEEP_PARAM) == workspace_lr
 
     table = run_dvc(repo, "exp", "show", "--md", "--only-changed").stdout
-    assert all(name in table for name in sweep) and "code_marker" in table
+    assert all(name in table for name in sweep) and "stsb_test.ci95_low" in table

@@ -147,11 +147,23 @@ def test_evaluate_model_keeps_the_layout_and_adds_intervals_from_one_encoding():
 # --- the report -------------------------------------------------------------------------------------------------
 
 
+def evaluate_stage():
+    """stages/evaluate.py as a module: its ``headline`` is what the stage writes to metrics/<model>.json."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluate_stage", ROOT / "stages" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def fake_run(root: Path, models: dict[str, float]) -> Path:
-    """metrics/<model>.json and data/eval_scores/<model>.parquet as the evaluate stage writes them."""
+    """metrics/<model>.json (headline), metrics/details/<model>.json and data/eval_scores/<model>.parquet as the
+    evaluate stage writes them."""
     import pandas as pd
 
-    (root / "metrics").mkdir(parents=True)
+    headline = evaluate_stage().headline
+    (root / "metrics" / "details").mkdir(parents=True)
     (root / "data" / "eval_scores").mkdir(parents=True)
     rng = np.random.default_rng(0)
     golds = {s: rng.uniform(0, 1, n) for s, n in zip(SETS, (300, 200, 400), strict=True)}
@@ -168,7 +180,8 @@ def fake_run(root: Path, models: dict[str, float]) -> Path:
                 pd.DataFrame({"set": s, "pair": range(len(g)), "gold": g, "cosine": cos, "metric": "spearman"})
             )
         metrics["ci95"] = cis
-        (root / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
+        (root / "metrics" / "details" / f"{name}.json").write_text(json.dumps(metrics))
+        (root / "metrics" / f"{name}.json").write_text(json.dumps(headline(metrics, SETS)))
         pd.concat(frames).to_parquet(root / "data" / "eval_scores" / f"{name}.parquet")
     (root / "metrics" / "cross_encoder.json").write_text(json.dumps({"holdout": {"accuracy": 0.8125}, "ok": True}))
     return root
@@ -191,7 +204,7 @@ def test_report_table_and_tests_match_the_metrics_files(tmp_path):
     )  # fmt: skip
     md = (root / "reports" / "results.md").read_text()
     for name in models:
-        saved = json.loads((root / "metrics" / f"{name}.json").read_text())
+        saved = json.loads((root / "metrics" / "details" / f"{name}.json").read_text())
         line = next(x for x in md.splitlines() if x.startswith(f"| {name} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
         ci = saved["ci95"]["stsb_test"]["spearman_cosine"]
@@ -207,7 +220,7 @@ def test_report_table_and_tests_match_the_metrics_files(tmp_path):
     tests = {(t["name"], t["set"]): t for t in out["comparisons"]}
     real = tests[("book vs improved", "sickr")]
     assert real["holds"] and real["delta"] > 0 and real["status"] == "ok"
-    assert real["score_a"] == pytest.approx(json.loads((root / "metrics" / "finetune-book.json").read_text())
+    assert real["score_a"] == pytest.approx(json.loads((root / "metrics/details/finetune-book.json").read_text())
                                             ["sickr"]["spearman_cosine"])  # fmt: skip
     assert tests[("missing", None)]["status"] == "not evaluated: domain-adapted"
     assert "not evaluated: domain-adapted" in md and "**yes**" in md
@@ -219,6 +232,24 @@ def test_report_table_and_tests_match_the_metrics_files(tmp_path):
     assert {(p["model"], p["set"]) for p in plot} == {(m, s) for m in models for s in SETS}
     png = (root / "reports" / "results.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_report_reads_the_details_so_the_headline_split_changes_nothing(tmp_path):
+    """The same run written the old way (every key in metrics/<model>.json) gives the same report."""
+    import shutil
+
+    split = fake_run(tmp_path / "split", {"finetune-book": 0.45, "finetune-improved": 0.2})
+    whole = tmp_path / "whole"
+    shutil.copytree(split, whole)
+    for details in (whole / "metrics" / "details").glob("*.json"):
+        details.replace(whole / "metrics" / details.name)
+    (whole / "metrics" / "details").rmdir()
+    kw = {"sets": SETS, "comparisons": COMPARISONS[:1], "resamples": 1000, "seed": 0}
+    for root in (split, whole):
+        report.write_report(root / "metrics", root / "data" / "eval_scores", root / "reports", **kw)
+    for name in ("results.md", "comparisons.json", "results_plot.json"):
+        assert (split / "reports" / name).read_text() == (whole / "reports" / name).read_text(), name
+    assert "| finetune-book | 0." in (split / "reports" / "results.md").read_text()
 
 
 def test_report_handles_no_models_and_mismatched_pairs(tmp_path):
@@ -233,7 +264,7 @@ def test_report_handles_no_models_and_mismatched_pairs(tmp_path):
                               comparisons=COMPARISONS[1:2], resamples=1000, seed=0)  # fmt: skip
     assert {t["status"] for t in out["comparisons"]} == {"different evaluation pairs (re-run both evaluations)"}
     empty = tmp_path / "empty"
-    (empty / "metrics").mkdir(parents=True)
+    (empty / "metrics").mkdir(parents=True)  # no details/ either
     out = report.write_report(empty / "metrics", empty / "scores", empty / "r", sets=SETS, comparisons=COMPARISONS,
                               resamples=1000, seed=0)  # fmt: skip
     assert out["rows"] == [] and "(no evaluated model yet)" in (empty / "r" / "results.md").read_text()
@@ -252,11 +283,12 @@ def test_offline_template_has_no_cdn_and_dvc_plots_show_uses_it(tmp_path):
     (root / ".dvc" / "plots" / "grouped_bars.json").write_text((ROOT / ".dvc/plots/grouped_bars.json").read_text())
     import yaml
 
-    top = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    top = [p for p in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"] if "reports/" in json.dumps(p)]
     (root / "dvc.yaml").write_text(yaml.safe_dump({"plots": top}))
     report.write_report(root / "metrics", root / "data" / "eval_scores", root / "reports", sets=SETS,
                         comparisons=[], resamples=1000, seed=0)  # fmt: skip
-    run_dvc(root, "config", "plots.html_template", "../reports/plots_template.html")
+    (root / ".dvc" / "plots" / "offline_page.html").write_text(html, encoding="utf-8")
+    run_dvc(root, "config", "plots.html_template", "plots/offline_page.html")  # as the committed .dvc/config
     run_dvc(root, "plots", "show", "-o", "out")
     page = (root / "out" / "index.html").read_text()
     scripts = re.findall(r"<script[^>]*>", page)
@@ -301,7 +333,7 @@ def test_report_stage_script_runs_on_the_metrics_files(tmp_path):
     proc = run([sys.executable, "stages/report.py"], root)
     assert "3 evaluated models" in proc.stdout
     assert "AugSBERT gold-only vs gold+silver (10.5.2) [stsb_validation]: delta" in proc.stdout
-    assert (root / "reports" / "results.md").is_file() and (root / "reports" / "plots_template.html").is_file()
+    assert (root / "reports" / "results.md").is_file() and (root / "reports" / "results.png").is_file()
 
 
 def test_paired_tests_cover_extra_sets_of_other_evaluators(tmp_path):
@@ -333,12 +365,17 @@ def test_pipeline_report_matches_its_metrics_files(tiny_repo):
     md = (tiny_repo / "reports" / "results.md").read_text()
     plot = {(p["model"], p["set"]): p for p in json.loads((tiny_repo / "reports" / "results_plot.json").read_text())}
     for name in params["evaluate"]["models"]:
-        saved = json.loads((tiny_repo / "metrics" / f"{name}.json").read_text())
+        saved = json.loads((tiny_repo / "metrics" / "details" / f"{name}.json").read_text())
+        head = json.loads((tiny_repo / "metrics" / f"{name}.json").read_text())
+        assert list(head) == SETS  # the headline: per set, Spearman cosine and its CI, nothing else
         line = next(x for x in md.splitlines() if x.startswith(f"| {name} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
         for i, eval_set in enumerate(SETS, start=1):
             value = saved["spearman_cosine"] if eval_set == "stsb_validation" else saved[eval_set]["spearman_cosine"]
             ci = saved["ci95"][eval_set]["spearman_cosine"]
+            assert head[eval_set] == {
+                "spearman_cosine": round(value, 6), "ci95_low": round(ci["low"], 6), "ci95_high": round(ci["high"], 6)
+            }  # fmt: skip
             assert cells[i] == f"{value:.4f} [{ci['low']:.3f}, {ci['high']:.3f}]"
             assert plot[(name, eval_set)]["spearman_cosine"] == pytest.approx(value, abs=1e-6)
             assert plot[(name, eval_set)]["ci_low"] == pytest.approx(ci["low"], abs=1e-6)

@@ -1,5 +1,7 @@
 """The results report: every ``metrics/*.json`` in one table, the book's numbers alongside, honest comparisons.
 
+An evaluated model's headline ``metrics/<model>.json`` is read in full from ``metrics/details/<model>.json``.
+
 * :func:`results_rows`: one row per (model, eval set) with Spearman cosine and its 95 % bootstrap interval (the
   ``ci95`` the evaluate stage writes), plus the book's number where the chapter printed one.
 * :func:`compare`: paired bootstrap tests of chosen model pairs on the same evaluation pairs, from each model's
@@ -72,20 +74,31 @@ def book_number(model: str) -> BookNumber | None:
 
 
 def load_metrics(metrics_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Every ``*.json`` under ``metrics_dir`` by file stem; unreadable files are reported, not skipped silently."""
-    from embedlab.errors import DataError
+    """Every ``*.json`` under ``metrics_dir`` by file stem; unreadable files are reported, not skipped silently.
 
-    out: dict[str, dict[str, Any]] = {}
-    for path in sorted(Path(metrics_dir).glob("*.json")):
-        try:
-            out[path.stem] = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DataError(f"{path} is not valid JSON ({err})", "re-run the stage that writes it") from None
+    An evaluated model's ``<stem>.json`` is only its headline (what ``dvc metrics diff`` compares); the book's
+    keys and CIs the report needs are in ``details/<stem>.json``, which stands in for it here.
+    """
+    metrics_dir = Path(metrics_dir)
+    out = {path.stem: _read_json(path) for path in sorted(metrics_dir.glob("*.json"))}
+    for stem in out:
+        details = metrics_dir / "details" / f"{stem}.json"
+        if details.is_file():
+            out[stem] = _read_json(details)
     return out
 
 
+def _read_json(path: Path) -> Any:
+    from embedlab.errors import DataError
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not valid JSON ({err})", "re-run the stage that writes it") from None
+
+
 def is_sts(metrics: Any) -> bool:
-    """An evaluate-stage file: the book's keys at top level."""
+    """An evaluate stage's details file: the book's keys at top level."""
     return isinstance(metrics, dict) and isinstance(metrics.get("spearman_cosine"), int | float)
 
 
@@ -383,17 +396,20 @@ def offline_html_template() -> str:
     """An HTML template for ``dvc plots show`` with the vega libraries inline: no CDN, renders offline.
 
     DVC fills ``{plot_divs}``; the template has no ``{scripts}`` placeholder, which is where DVC would put its
-    ``<script src="https://cdn...">`` tags.
+    ``<script src="https://cdn...">`` tags. Vega-Lite is the newest 5.x the package ships, the major version DVC's
+    plot templates declare (``$schema`` .../vega-lite/v5.json), so vega-embed renders them without a version
+    mismatch. The committed ``.dvc/plots/offline_page.html`` is this text (tests/test_plots.py keeps it current).
     """
     import vl_convert as vlc
 
-    bundle = vlc.javascript_bundle()
+    v5 = [v for v in vlc.get_vegalite_versions() if v.startswith("5.")]
+    vegalite = max(v5, key=lambda v: tuple(int(x) for x in v.split(".")))
+    bundle = vlc.javascript_bundle(vl_version=vegalite)
     if "</script" in bundle.lower():  # would end the inline script early
         raise RuntimeError("the vega bundle contains '</script'; it cannot be inlined")
-    versions = vlc.get_vegalite_versions()
     return (
         OFFLINE_TEMPLATE.replace("VEGA_VERSION", vlc.get_vega_version())
-        .replace("VEGALITE_VERSION", versions[-1] if versions else "?")
+        .replace("VEGALITE_VERSION", vegalite)
         .replace("EMBED_VERSION", vlc.get_vega_embed_version())
         .replace("BUNDLE", bundle)
     )
@@ -410,7 +426,11 @@ def write_report(
     seed: int,
     order: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Write results.md, results.png, results_plot.json, comparisons.json and plots_template.html to ``out_dir``."""
+    """Write results.md, results.png, results_plot.json and comparisons.json to ``out_dir``.
+
+    The offline page for ``dvc plots show`` is not written here: it is committed (.dvc/plots/offline_page.html, from
+    :func:`offline_html_template`), so a fresh clone renders plots before any stage ran.
+    """
     from embedlab.io import atomic_path, write_json
 
     out_dir = Path(out_dir)
@@ -431,6 +451,4 @@ def write_report(
     write_json(out_dir / "results_plot.json", plot_data(rows))
     write_json(out_dir / "comparisons.json", tests)
     plot_png(rows, sets, out_dir / "results.png")
-    with atomic_path(out_dir / "plots_template.html") as tmp:
-        tmp.write_text(offline_html_template(), encoding="utf-8")
     return {"rows": rows, "comparisons": tests, "others": others}
