@@ -50,10 +50,10 @@ repro: install
 	$(BIN)/python -m embedlab.compare show
 
 # The models whose headline changed between two revisions (old -> new, delta, * outside the old 95 % CI):
-# `make compare A=main B=my-branch`; A defaults to HEAD, B to the workspace.
-A ?= HEAD
+# `make compare A=main B=my-branch`; A defaults to HEAD, B to the workspace. Only A and B given on the make command
+# line count: an A or B exported in the environment does not silently become a side of the comparison.
 compare: install
-	$(BIN)/python -m embedlab.compare diff $(A) $(B)
+	$(BIN)/python -m embedlab.compare diff $(if $(filter command line,$(origin A)),$(A),HEAD) $(if $(filter command line,$(origin B)),$(B))
 
 # A sweep at a glance (`dvc exp run -S key=value`, queued or not): per experiment, the params that differ and the
 # headline of each model whose scores differ. DVC's own table names each metric column after its file

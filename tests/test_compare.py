@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -193,6 +194,163 @@ def test_an_unknown_revision_is_one_error_and_exit_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "embedlab.compare", "show"], cwd=tmp_path, capture_output=True,
                           text=True, env=dvc_env())  # fmt: skip
     assert proc.returncode == 0 and proc.stdout.startswith("workspace: no headline metrics"), proc
+
+
+# --- review fixes: NaN, not measured yet, exps columns, -C, line widths -----------------------------------------
+
+
+def test_nan_equals_nan_is_never_outside_and_nan_bounds_are_no_interval():
+    nan = math.nan
+    parsed = compare.parse_headline({"sickr": {"spearman_cosine": 0.77, "ci95_low": nan, "ci95_high": math.inf}})
+    assert parsed == {"sickr": Score("spearman_cosine", 0.77)}
+    old = {"m": {"sickr": Score("spearman_cosine", float("nan"))}}
+    new = {"m": {"sickr": Score("spearman_cosine", float("nan"))}}  # a different NaN object: still the same score
+    assert compare.diff_headlines(old, new) == {}
+    assert compare.change_cell(old["m"]["sickr"], new["m"]["sickr"]) == "nan ="
+    ci = Score("spearman_cosine", 0.8, 0.78, 0.82)
+    assert not compare.outside(ci, Score("spearman_cosine", nan))
+    assert compare.change_cell(ci, Score("spearman_cosine", nan)) == "0.8000 → nan +nan"  # changed, but no "*"
+
+
+def test_a_file_missing_in_the_workspace_is_not_measured_yet_but_a_committed_one_stops():
+    files = {
+        "metrics/baseline.json": {"data": {"stsb_validation": {"spearman_cosine": 0.86}}},
+        "metrics/finetune-new.json": {"error": FileNotFoundError(2, "No such file or directory")},
+    }
+    data, missing = compare.measured_files("workspace", files)
+    assert list(data) == ["metrics/baseline.json"] and missing == ["metrics/finetune-new.json"]
+    with pytest.raises(compare.EmbedlabError, match=r"^at main: cannot read metrics/finetune-new\.json \("):
+        compare.measured_files("main", files)
+    corrupt = {**files, "metrics/baseline.json": {"error": ValueError("JSON file structure is corrupted")}}
+    with pytest.raises(compare.EmbedlabError, match="cannot read metrics/baseline.json"):
+        compare.measured_files("workspace", corrupt)  # in the workspace too: only a missing file is "not measured"
+    errors = {f"metrics/model-{i}.json": OSError(f"/very/long/{'x' * 150}/model-{i}.json") for i in range(4)}
+    message = str(compare.EmbedlabError(compare.cannot_read("main", errors), compare._FETCH_FIX))
+    lines = f"error: {message}".splitlines()
+    assert lines[0].startswith("error: at main: cannot read metrics/model-0.json (OSError: /very/long/")
+    assert lines[0].endswith(") and 3 more") and max(map(len, lines)) <= 120, lines
+
+
+def test_not_measured_models_are_listed_under_show_and_dashed_in_diff():
+    models = compare.headlines(headline_files(MODELS))
+    text = compare.render_show(models, "workspace", ["finetune-improved"])
+    assert text.splitlines()[-2:] == ["", "not measured yet: finetune-improved (`dvc repro` writes them)"]
+    assert compare.render_show({}, "workspace", ["baseline"]).splitlines() == [
+        "workspace: no headline metrics (evaluate stages not run yet? `dvc repro`)",
+        "",
+        "not measured yet: baseline (`dvc repro` writes them)",
+    ]
+    new = {k: v for k, v in models.items() if k != "finetune-book"}  # its file missing in the workspace
+    lines = compare.render_diff(
+        compare.diff_headlines(models, new), "main", "workspace", ["finetune-book"]
+    ).splitlines()
+    assert re.split(r"\s{2,}", lines[5]) == ["finetune-book", "0.8617 → –", "0.8113 → –", "0.7323 → –"]
+    assert "(gone)" not in "\n".join(lines) and lines[-1].startswith("not measured yet: finetune-book")
+    many = [f"a-model-with-a-long-name-{i}" for i in range(12)]
+    assert max(map(len, compare.render_show(models, "workspace", many).splitlines())) <= 120
+
+
+EXP_HEAD = ["Experiment", "rev", "typ", "Created", "parent", "State", "Executor"]
+
+
+def exp_csv(columns: list[str], rows: list[tuple[str, str, list[str]]]) -> str:
+    """``dvc exp show --csv``: meta columns, then ``columns``; a row is (experiment, rev, values)."""
+    lines = [",".join([*EXP_HEAD, *columns])]
+    for name, rev, values in rows:
+        lines.append(",".join([name, rev, "baseline" if not name else "branch_commit", "", "", "", "", *values]))
+    return "\n".join(lines) + "\n"
+
+
+def metric_columns(prefix: str, sets: list[str] = SETS) -> list[str]:
+    return [f"{prefix}{s}.{k}" for s in sets for k in ("spearman_cosine", "ci95_low", "ci95_high")]
+
+
+def scores(base: float, n_sets: int = 3) -> list[str]:
+    return [
+        f"{v:.6f}" for i in range(n_sets) for v in (base - 0.01 * i, base - 0.01 * i - 0.015, base - 0.01 * i + 0.015)
+    ]
+
+
+def test_exps_lower_block_keeps_experiment_and_model_and_long_values_are_cut():
+    local_dir = "/home/someone/projects/embedlab/worktrees/shared/data"
+    columns = [
+        *metric_columns("metrics/baseline.json:"),
+        *metric_columns("metrics/finetune-book.json:"),
+        "data.local_dir",
+        "finetune.recipes.book.learning_rate",
+        "finetune.recipes.improved.learning_rate",
+    ]
+    rows = [
+        ("", "workspace", [*scores(0.86), *scores(0.80), "../shared/data", "5e-05", "2e-05"]),
+        ("lr-high", "", [*scores(0.85), *scores(0.81), local_dir, "0.0001", "2e-05"]),
+        ("lr-low", "", [*scores(0.84), *scores(0.82), local_dir, "2e-05", "2e-05"]),
+    ]
+    lines = compare.render_exps(exp_csv(columns, rows)).splitlines()
+    assert max(map(len, lines)) <= 120, lines
+    assert lines[3].split()[:4] == ["experiment", "local_dir", "book.learning_rate", "model"]
+    lower = lines[lines.index("", 4) + 1 :]  # the block the sets that did not fit continue in
+    assert lower[0].split()[:2] == ["experiment", "model"] and len(lower) == 7, lines
+    assert [row.split()[:2] for row in lower[1:]] == [
+        [e, m] for e in ("workspace", "lr-high", "lr-low") for m in ("baseline", "finetune-book")
+    ]
+    row = re.split(r"\s{2,}", lines[6])  # lr-high, baseline
+    assert row[:4] == ["lr-high", compare.shorten(local_dir, 30), "0.0001", "baseline"] and len(row[1]) == 30
+    assert row[1].startswith("/home/someone/") and row[1].endswith("shared/data") and "…" in row[1]
+
+
+def test_exps_reads_metric_columns_dvc_left_unprefixed():
+    """One model evaluated: DVC names its columns `stsb_validation.spearman_cosine`, without the file."""
+    columns = [*metric_columns(""), "finetune.recipes.book.learning_rate"]
+    csv_text = exp_csv(columns, [("", "workspace", [*scores(0.86), "5e-05"]), ("lr", "", [*scores(0.84), "3e-05"])])
+    book = {"metrics/finetune-book.json": compare.parse_headline({s: {"spearman_cosine": 0.8} for s in SETS})}
+    lines = compare.render_exps(csv_text, lambda: book).splitlines()
+    assert lines[3].split() == ["experiment", "learning_rate", "model", *SETS]
+    assert re.split(r"\s{2,}", lines[5])[:4] == ["lr", "3e-05", "finetune-book", "0.8400 [0.825, 0.855]"]
+    twitter = {"metrics/twitter-zero-shot.json": compare.parse_headline({"pit2015": {"average_precision": 0.7}})}
+    assert "finetune-book" in compare.render_exps(csv_text, lambda: {**twitter, **book})  # the file holding the set
+    for known in ({}, {**book, "metrics/baseline.json": book["metrics/finetune-book.json"]}):
+        with pytest.raises(compare.EmbedlabError) as err:
+            compare.render_exps(csv_text, lambda known=known: known)
+        assert "\n" not in str(err.value) and len(f"error: {err.value}") <= 120, err.value
+
+
+def test_exps_columns_are_every_set_any_row_has_in_evaluate_sets_order():
+    columns = metric_columns("metrics/m.json:", ["sickr", "stsb_validation", "stsb_test"])
+    only_val = ["", "", "", *scores(0.86, 1), "", "", ""]
+    rows = [("", "workspace", only_val), ("full", "", [*scores(0.80, 3)])]
+    lines = compare.render_exps(exp_csv(columns, rows)).splitlines()
+    assert lines[3].split() == ["experiment", "model", *SETS]
+    assert re.split(r"\s{2,}", lines[4])[2:] == ["0.8600 [0.845, 0.875]", "–", "–"]
+
+
+def test_dash_c_goes_before_or_after_the_subcommand():
+    parse = compare.parser().parse_args
+    assert parse(["show", "-C", "repo"]).root == "repo" and parse(["-C", "repo", "show", "main"]).root == "repo"
+    assert parse(["diff", "main", "lr", "-C", "r"]).root == "r" and parse(["exps", "-C", "r"]).root == "r"
+    assert parse(["diff", "main"]).root == "." and parse(["-C", "a", "exps"]).root == "a"
+
+
+def test_error_fix_lines_fit_120_columns():
+    assert compare.unknown_revision_fix("lr-typo") == (
+        "name a branch, tag or commit (`git branch -a`); an experiment: `dvc exp branch lr-typo lr-typo` first"
+    )
+    for rev in ("lr-typo", "a-very-long-experiment-name-indeed"):
+        assert len(f"  fix: {compare.unknown_revision_fix(rev)}") <= 120
+    assert len(f"  fix: {compare._FETCH_FIX}") <= 120
+    readme = (ROOT / "README.md").read_text()
+    assert f"  fix: {compare.unknown_revision_fix('lr-typo')}\n" in readme
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="no make")
+def test_make_compare_takes_a_and_b_from_the_command_line_only():
+    def diff_line(*args: str) -> str:
+        env = {k: v for k, v in dvc_env().items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        env.update(A="from-env-a", B="from-env-b")  # exported: not a side of the comparison
+        out = run(["make", "-n", "-f", str(ROOT / "Makefile"), "compare", *args], ROOT, env=env).stdout
+        return next(line for line in out.splitlines() if "embedlab.compare diff" in line).split("diff", 1)[1].split()
+
+    assert diff_line() == ["HEAD"]
+    assert diff_line("A=main", "B=lr") == ["main", "lr"]
 
 
 # --- on the tiny pipeline --------------------------------------------------------------------------------------
