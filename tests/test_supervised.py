@@ -292,8 +292,10 @@ def test_pipeline_trains_evaluates_and_plots_every_supervised_model(tiny_repo):
     from embedlab.evaluation import METRIC_KEYS
 
     for name in [f"scratch-{k}" for k in scratch.LOSSES] + [f"finetune-{k}" for k in finetune.RECIPES]:
-        metrics = json.loads((tiny_repo / "metrics" / f"{name}.json").read_text())
+        metrics = json.loads((tiny_repo / "metrics" / "details" / f"{name}.json").read_text())  # the book's keys
         assert set(METRIC_KEYS) <= set(metrics), name
+        headline = json.loads((tiny_repo / "metrics" / f"{name}.json").read_text())
+        assert headline["stsb_validation"]["spearman_cosine"] == round(metrics["spearman_cosine"], 6), name
         assert (tiny_repo / "models" / name / "model.safetensors").is_file()
     shown = run_dvc(tiny_repo, "metrics", "show", "--json").stdout
     assert "finetune-improved" in shown and "plots/" not in shown  # training curves stay out of metrics

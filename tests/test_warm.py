@@ -215,6 +215,17 @@ def test_child_imports_embedlab_from_the_scripts_checkout(server: Server, tmp_pa
     assert out.endswith(expected)
 
 
+@pytest.fixture(autouse=True)
+def terminal_sigint() -> Iterator[None]:
+    """SIGINT as a terminal gives it: a shell's background job (`make test &`, nohup) starts with SIGINT ignored,
+    every child inherits that, and a Ctrl-C test would then wait forever for a child that cannot be interrupted."""
+    old = signal.getsignal(signal.SIGINT)
+    if old == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # exec'd children get SIG_DFL
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 def start_sleeper(script: Path, work: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
     pid_file = work / "child.pid"
     client = subprocess.Popen(
