@@ -45,8 +45,10 @@ lock: $(BIN)/python
 		$(LOCK_OPTS) $(LOCK_ARGS) --quiet -o requirements/cuda.txt
 
 # Ends with every model's headline: one row per model, per set the score and its 95 % CI (`embedlab.compare show`).
+# The venv's bin first on PATH: dvc.yaml's `python stages/...` must be this venv's python (the warm server refuses
+# a client from another environment, and a plain run would lack the packages).
 repro: install
-	$(BIN)/python -m embedlab.warm run -- $(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m embedlab.warm run -- $(BIN)/dvc repro
 	$(BIN)/python -m embedlab.compare show
 
 # The models whose headline changed between two revisions (old -> new, delta, * outside the old 95 % CI):

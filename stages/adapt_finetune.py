@@ -5,8 +5,8 @@
   (what TSDAE starts from), without TSDAE -> models/domain-finetune.
 
 Recipe (`domain.recipe`, ``embedlab.finetune``) and settings (`domain.finetune`) are the same for both arms, so
-the TSDAE step is the only difference. Refuses (exit 2, nothing kept) a model whose STS-B validation score does
-not beat averaging the base's input word embeddings. Curves: plots/adapt_finetune/<arm>.
+the TSDAE step is the only difference. Refuses (exit 2, the last good model and curves kept) a model whose STS-B
+validation score does not beat averaging the base's input word embeddings. Curves: plots/adapt_finetune/<arm>.
 """
 
 import shutil
@@ -33,7 +33,7 @@ def main() -> None:
     resolve_model(init)  # fail on a missing model before reading data or importing torch
     from embedlab.evaluation import read_curve_pairs, sts_evaluator
     from embedlab.finetune import run_finetune
-    from embedlab.io import read_parquet, write_json
+    from embedlab.io import atomic_path, read_parquet, write_json
     from embedlab.launch import is_main_process, rank
     from embedlab.tsdae import build_encoder, check_beats_floor, static_floor, sts_from, summary
 
@@ -46,16 +46,18 @@ def main() -> None:
     if ARMS[arm] is None:  # the control starts from exactly what TSDAE starts from: transformer + new pooling
         init = str(Path("checkpoints") / f"{name}-init-rank{rank()}")  # one per process under a distributed launch
         build_encoder(d.base_model, d.pooling, d.finetune.max_seq_length, p.seed).save(init, create_model_card=False)
-    output = Path("models") / name
+    output, live_dir = Path("models") / name, Path("plots/adapt_finetune") / arm
+    # run_finetune publishes into this folder; only a model that beats the floor replaces the last good one
+    staged = Path("checkpoints") / f"{name}-staged"
     try:
         stats = run_finetune(
             init,
             nli,
             d.recipe,
             d.finetune.settings(p.seed),
-            output,
+            staged / "model",
             checkpoint_dir=Path("checkpoints") / name,
-            live_dir=Path("plots/adapt_finetune") / arm,
+            live_dir=staged / "curves",
             evaluator=sts_evaluator(val, "stsb_validation", batch_size=p.evaluate.batch_size),
         )
         if not is_main_process():  # under a distributed launch every rank trains; rank 0 checks
@@ -63,10 +65,13 @@ def main() -> None:
         score = sts_from(stats)
         write_json(Path("metrics") / f"adapt_finetune_{arm}.json", summary(stats, score, floor))
         check_beats_floor(name, score, floor)
-    except BaseException:
-        shutil.rmtree(output, ignore_errors=True)
-        raise
+        for src, dest in ((staged / "model", output), (staged / "curves", live_dir)):
+            with atomic_path(dest, is_dir=True) as tmp:
+                tmp.rmdir()
+                shutil.move(src, tmp)  # a rename on one file system
     finally:
+        if is_main_process():
+            shutil.rmtree(staged, ignore_errors=True)
         if ARMS[arm] is None:
             shutil.rmtree(init, ignore_errors=True)
     print(

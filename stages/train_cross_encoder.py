@@ -13,6 +13,8 @@ from embedlab.errors import run_stage
 from embedlab.params import load_params
 
 MODEL_DIR = Path("models/cross_encoder")
+CHECKPOINTS = Path("checkpoints/cross_encoder")
+CURVES = Path("plots/train_cross_encoder")
 METRICS = Path("metrics/cross_encoder.json")
 
 
@@ -22,7 +24,7 @@ def main() -> None:
     from embedlab import augsbert
     from embedlab.io import read_parquet, write_json
     from embedlab.models import resolve_model
-    from embedlab.training import save_model
+    from embedlab.training import publish
 
     resolve_model(c.base)  # fail on a bad name before reading data or importing torch
     gold = augsbert.binary_pairs(read_parquet("data/prepared/gold.parquet", ["premise", "hypothesis", "label"]))
@@ -33,8 +35,8 @@ def main() -> None:
         model,
         train_pairs,
         settings,
-        checkpoint_dir=Path("checkpoints/cross_encoder"),
-        live_dir=Path("plots/train_cross_encoder"),
+        checkpoint_dir=CHECKPOINTS,
+        live_dir=CURVES,
     )
     p_pos = augsbert.positive_probabilities(
         model, holdout["sentence1"], holdout["sentence2"], batch_size=c.eval_batch_size
@@ -51,7 +53,7 @@ def main() -> None:
         augsbert.check_cross_encoder(metrics)
     elif not metrics["beats_majority"]:
         print("warning: the cross-encoder does not beat the majority class (refuse_below_majority is off)")
-    save_model(model, MODEL_DIR)
+    publish(model, MODEL_DIR, checkpoint_dir=CHECKPOINTS, live_dir=CURVES)  # model, curves, then no checkpoints
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,11 @@ def tiny_repo(tmp_path_factory, data_dir) -> Path:
 
 
 @pytest.fixture
-def repro_copy(tiny_repo, tmp_path) -> Path:
-    """A private copy of the reproduced tiny repo (with its DVC cache and data folder) that a test may change."""
-    return copy_with_data(tiny_repo, tmp_path)
+def repro_copy(tiny_repo, tmp_path) -> Iterator[Path]:
+    """A private copy of the reproduced tiny repo (with its DVC cache and data folder) that a test may change.
+
+    Removed after the test: each copy holds every model twice (workspace and cache), and pytest keeps a session's
+    temporary folders until a later session, so twenty copies would take tens of GB of a 2-core CI machine's disk.
+    """
+    yield copy_with_data(tiny_repo, tmp_path)
+    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -53,18 +53,21 @@ def test_torch_build_from_the_version_string(version, build):
     assert torch_build(version) == build
 
 
-def test_library_versions_is_fast_and_imports_nothing_heavy():
+def test_library_versions_imports_nothing_heavy():
+    """Read from package metadata, so every stage can record versions without importing torch (no clock asserted:
+    a loaded machine makes any time limit flaky; not importing the libraries is what keeps it cheap)."""
     code = (
-        "import sys, time; t = time.perf_counter(); from embedlab.environment import library_versions; "
-        "library_versions(); dt = time.perf_counter() - t; "
+        "import sys; from embedlab.environment import library_versions; v = library_versions(); "
         "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers', 'datasets', 'dvc') "
         "if m in sys.modules]; "
-        "print(dt, heavy)"
+        "print(v['torch'], heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "src", capture_output=True, text=True, check=True)
-    seconds, heavy = out.stdout.split(" ", 1)
+    version, heavy = out.stdout.split(" ", 1)
     assert heavy.strip() == "[]"
-    assert float(seconds) < 0.5  # milliseconds in practice; generous for a loaded 2-core machine
+    import torch
+
+    assert version == torch.__version__
 
 
 def _pins_with_hashes(lock: Path) -> dict[str, tuple[str, list[str]]]:

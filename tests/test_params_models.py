@@ -55,6 +55,14 @@ def mutate(path: str, value) -> dict:
     return raw
 
 
+def parsed_value(path: str, value):
+    """``path`` set to ``value`` in the tiny profile, then read back from the parsed params (attributes or keys)."""
+    node = parse_params(mutate(path, value))
+    for part in path.split("."):
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    return node
+
+
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
@@ -118,7 +126,7 @@ def test_mixed_precision_true_without_cuda_names_key_value_and_allowed(monkeypat
         parse_params(mutate(f"{block}.{key}", True))
     assert f"{block}.{key} = True" in str(err.value) and "auto | false" in str(err.value)
     monkeypatch.setattr(params_module, "cuda_present", lambda: True)
-    assert parse_params(mutate(f"{block}.{key}", True))  # the same value is fine where a GPU is
+    assert parsed_value(f"{block}.{key}", True) is True  # the same value is kept where a GPU is
 
 
 def test_fp16_and_bf16_both_true_is_refused(monkeypatch):
@@ -157,7 +165,7 @@ def test_in_batch_negative_runs_are_exactly_those():
 
 @pytest.mark.parametrize("block", ["train_scratch.losses.softmax", "unsupervised.tsdae", "train_augsbert"])
 def test_batch_of_one_is_allowed_where_rows_are_scored_alone(block):
-    assert parse_params(mutate(f"{block}.batch_size", 1))
+    assert parsed_value(f"{block}.batch_size", 1) == 1
 
 
 def test_every_trainer_block_maps_its_new_settings():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,23 +24,6 @@ def test_untouched_minilm_scores_the_books_number(data_dir):
     assert list(scores) == METRIC_KEYS
     assert scores["spearman_cosine"] == pytest.approx(BOOK_BASELINE, abs=0.0005)
     assert scores["pearson_cosine"] == pytest.approx(0.8696, abs=0.0005)
-
-
-def test_encoding_each_distinct_sentence_once_gives_the_evaluators_numbers(data_dir):
-    """evaluate_model (one encoding of the union of the sets' sentences) = the evaluator encoding each column."""
-    from embedlab import data
-    from embedlab.evaluation import METRIC_KEYS, evaluate_model, evaluate_sts
-    from embedlab.models import load_sentence_transformer
-
-    model = load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2")
-    val = data.load_stsb(data.Source("local", data_dir), "validation").select(range(400))
-    test = data.load_stsb(data.Source("local", data_dir), "test").select(range(300))
-    sets = {"stsb_validation": val, "stsb_test": test}
-    pooled = evaluate_model(model, sets)
-    for name, dataset in sets.items():
-        alone = evaluate_sts(model, dataset, name)  # the evaluator's own two encoding passes
-        got = pooled if name == "stsb_validation" else pooled[name]
-        assert {k: got[k] for k in METRIC_KEYS} == pytest.approx(alone, abs=1e-6), name
 
 
 def test_curve_pairs_span_the_whole_validation_set(data_dir):
@@ -86,14 +68,27 @@ def test_second_repro_runs_nothing_and_eval_param_reruns_only_evaluation(tmp_pat
     assert json.loads(run_dvc(repo, "status", "--json", *targets).stdout or "{}") == {}
 
 
+HEAVY = ("torch", "transformers", "sentence_transformers", "datasets")
+# Runs a stage script as `python stages/<script>` would, then reports which heavy libraries it had imported when it
+# exited: "fails fast" means before any of them, checked by what happened rather than by a clock (a loaded machine
+# makes any time limit flaky).
+REPORT_IMPORTS = (
+    "import atexit, runpy, sys\n"
+    f"atexit.register(lambda: print('imported:', [m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr))\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+
+
 def stage(repo: Path, script: str, *args: str, env_updates: dict | None = None):
+    """Run ``stages/<script>``; returns the process and the heavy libraries it had imported when it exited."""
     env = dvc_env() | (env_updates or {})
     for key, value in list(env.items()):
         if value is None:
             del env[key]
-    start = time.perf_counter()
-    proc = run([sys.executable, f"stages/{script}", *args], repo, check=False, env=env)
-    return proc, time.perf_counter() - start
+    proc = run([sys.executable, "-c", REPORT_IMPORTS, f"stages/{script}", *args], repo, check=False, env=env)
+    imported = next(line for line in proc.stderr.splitlines() if line.startswith("imported: "))
+    return proc, imported.removeprefix("imported: ")
 
 
 @pytest.fixture
@@ -120,36 +115,30 @@ def assert_clean_failure(proc, *needles: str) -> None:
 
 def test_prepare_without_hub_or_local_folder(tiny, tmp_path):
     set_param(tiny, "data.local_dir", str(tmp_path / "nowhere"))
-    proc, seconds = stage(tiny, "prepare.py", env_updates={"EMBEDLAB_DATA_DIR": None, "HF_HUB_OFFLINE": "1"})
+    proc, imported = stage(tiny, "prepare.py", env_updates={"EMBEDLAB_DATA_DIR": None, "HF_HUB_OFFLINE": "1"})
     assert_clean_failure(proc, "nowhere does not exist", "data.local_dir")
-    assert seconds < 10 and not list((tiny / "data").rglob("*.parquet"))
+    assert imported == "[]" and not list((tiny / "data").rglob("*.parquet"))
 
 
 def test_prepare_local_folder_missing_a_file(tiny, tmp_path, data_dir):
     partial = tmp_path / "partial"
     partial.mkdir()
-    os.symlink(data_dir / "mnli", partial / "mnli")
-    os.symlink(data_dir / "sick", partial / "sick")
+    for present in ("mnli", "snli", "sick"):  # no stsb
+        os.symlink(data_dir / present, partial / present)
     proc, _ = stage(tiny, "prepare.py", env_updates={"EMBEDLAB_DATA_DIR": str(partial)})
     assert_clean_failure(proc, "no STS-B validation file")
     assert not (tiny / "data" / "prepared" / "nli.parquet").exists()
 
 
-def test_prepare_subset_larger_than_data(tiny):
-    set_param(tiny, "prepare.nli_size", 60000)
-    proc, _ = stage(tiny, "prepare.py")
-    assert_clean_failure(proc, "prepare.nli_size", "only 39313")
-
-
 def test_prepare_bad_param_fails_fast(tiny):
     set_param(tiny, "prepare.gold_size", -1)
-    proc, seconds = stage(tiny, "prepare.py")
+    proc, imported = stage(tiny, "prepare.py")
     assert_clean_failure(proc, "prepare.gold_size = -1", "greater than 0")
-    assert seconds < 5
+    assert imported == "[]"  # refused before any heavy library was imported
 
 
 def test_evaluate_unknown_model_name(tiny):
     set_param(tiny, "evaluate.models", {"baseline": {"model": "bert-base-uncasedd", "dep": "params.yaml"}})
-    proc, seconds = stage(tiny, "evaluate.py", "baseline", env_updates={"HF_HUB_OFFLINE": "1"})
+    proc, imported = stage(tiny, "evaluate.py", "baseline", env_updates={"HF_HUB_OFFLINE": "1"})
     assert_clean_failure(proc, "'bert-base-uncasedd' is not a local folder")
-    assert seconds < 10 and not (tiny / "metrics" / "baseline.json").exists()
+    assert "'torch'" not in imported and not (tiny / "metrics" / "baseline.json").exists()

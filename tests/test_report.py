@@ -106,7 +106,8 @@ def test_bootstrap_rejects_bad_input():
 # --- evaluation with per-pair scores ----------------------------------------------------------------------------
 
 
-def test_evaluate_model_keeps_the_layout_and_adds_intervals_from_one_encoding():
+def test_evaluate_model_encodes_once_and_gives_the_evaluators_numbers_with_intervals():
+    """One encoding of the sets' distinct sentences gives the numbers of the book's evaluator encoding each column."""
     from datasets import Dataset
 
     from embedlab.models import load_sentence_transformer
@@ -123,23 +124,32 @@ def test_evaluate_model_keeps_the_layout_and_adds_intervals_from_one_encoding():
     ]
     s1, s2, scores = (list(col) for col in zip(*pairs, strict=True))
     ds = Dataset.from_dict({"sentence1": s1, "sentence2": s2, "score": scores})
+    # a second set sharing sentences with the first, paired differently: 16 distinct sentences in all
+    other = Dataset.from_dict({"sentence1": s1[:6], "sentence2": s2[2:8], "score": [3.0, 1.0, 2.5, 0.5, 4.0, 1.5]})
+    sets = {"stsb_validation": ds, "sickr": other}
     model = load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2")
     calls = []
     original = model.encode
-    model.encode = lambda *a, **kw: calls.append(1) or original(*a, **kw)
 
-    metrics, frame = evaluation.evaluate_model_with_scores(
-        model, {"stsb_validation": ds, "sickr": ds}, resamples=1000, seed=3
-    )
-    assert len(calls) == 1  # one pass over both sets' distinct sentences; bootstrapping never re-encodes
+    def counting(*args, **kwargs):
+        calls.append(len(args[0] if args else kwargs["sentences"]))
+        return original(*args, **kwargs)
+
+    model.encode = counting
+
+    metrics, frame = evaluation.evaluate_model_with_scores(model, sets, resamples=1000, seed=3)
+    assert calls == [16]  # one pass over both sets' distinct sentences; bootstrapping never re-encodes
+    model.encode = original
     assert set(metrics) == {*METRIC_KEYS, "sickr", "ci95"} and list(metrics["sickr"]) == METRIC_KEYS
-    assert metrics["sickr"] == {k: metrics[k] for k in METRIC_KEYS}
-    ci = metrics["ci95"]["stsb_validation"]["spearman_cosine"]
-    assert ci["low"] <= metrics["spearman_cosine"] <= ci["high"]
-    assert list(frame.columns) == evaluation.PAIR_SCORE_COLUMNS and len(frame) == 16
+    for name, dataset in sets.items():  # the evaluator's own two encoding passes, set by set
+        got = {k: metrics[k] for k in METRIC_KEYS} if name == "stsb_validation" else metrics[name]
+        assert got == pytest.approx(evaluation.evaluate_sts(model, dataset, name), abs=1e-6), name
+    assert list(frame.columns) == evaluation.PAIR_SCORE_COLUMNS and len(frame) == 14
     val = frame[frame["set"] == "stsb_validation"]
     assert val["gold"].tolist() == pytest.approx([p[2] / 5 for p in pairs])
     assert evaluation.score(val["gold"], val["cosine"]) == pytest.approx(metrics["spearman_cosine"], abs=1e-9)
+    ci = metrics["ci95"]["stsb_validation"]["spearman_cosine"]
+    assert (ci["low"], ci["high"]) == bootstrap_ci(val["gold"], val["cosine"], resamples=1000, seed=3)
     # the old API is unchanged: no interval unless asked
     assert "ci95" not in evaluation.evaluate_model(model, {"stsb_validation": ds})
 

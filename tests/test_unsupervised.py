@@ -175,7 +175,11 @@ def test_run_tsdae_through_trainer(tmp_path):
     assert stats["recon_loss_after"] < stats["recon_loss_before"]
     check_learned(stats)
     assert model.encode(["hello"]).shape == (1, 384)
-    assert not (tmp_path / "ck").exists()  # checkpoints are removed after a completed run
+    assert (tmp_path / "ck").is_dir()  # kept until the checked model is published
+    from embedlab.training import publish
+
+    publish(model, tmp_path / "m", checkpoint_dir=tmp_path / "ck")
+    assert (tmp_path / "m" / "model.safetensors").is_file() and not (tmp_path / "ck").exists()
 
 
 def test_static_floor_on_real_data(data_dir):
@@ -188,10 +192,11 @@ def test_static_floor_on_real_data(data_dir):
 
 
 def test_unsupervised_stages_on_tiny_profile(tiny_repo):
-    for name in ("tsdae", "simcse", "ct"):
+    # tiny profile: max_rows 80 for TSDAE, less min(heldout 16, a tenth) held out; 64 for SimCSE and CT; batch 8
+    for name, rows in (("tsdae", 80 - 8), ("simcse", 64), ("ct", 64)):
         assert (tiny_repo / "models" / name / "modules.json").is_file()
         stats = json.loads((tiny_repo / "metrics" / f"train_{name}.json").read_text())
-        assert stats["steps"] > 0
+        assert (stats["rows"], stats["steps"]) == (rows, rows // 8), name  # one epoch of full batches
         sts = json.loads((tiny_repo / "metrics" / f"{name}.json").read_text())
         assert sts["stsb_validation"]["spearman_cosine"] > stats["stsb_validation_floor"]
     tsdae = json.loads((tiny_repo / "metrics" / "train_tsdae.json").read_text())

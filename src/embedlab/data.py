@@ -23,6 +23,7 @@ from typing import Any
 
 from embedlab.errors import DataError
 from embedlab.hub import hub_reachable
+from embedlab.io import read_input_lines
 
 NLI_LABELS = {"entailment": 0, "neutral": 1, "contradiction": 2}
 ENTAILMENT = NLI_LABELS["entailment"]
@@ -51,7 +52,8 @@ def resolve_source(source: str, local_dir: Path | None, revisions: dict[str, str
         raise DataError(f"unknown data source {source!r}", "use one of: auto, hub, local")
     if source in {"auto", "local"} and local_dir is not None:
         if not local_dir.is_dir():
-            raise DataError(f"local data folder {local_dir} does not exist", LOCAL_FIX)
+            what = "is not a folder" if local_dir.exists() else "does not exist"
+            raise DataError(f"local data folder {local_dir} {what}", LOCAL_FIX)
         return Source("local", local_dir)
     if source == "local":
         raise DataError("data.source is 'local' but no folder is given", LOCAL_FIX)
@@ -67,25 +69,47 @@ def resolve_source(source: str, local_dir: Path | None, revisions: dict[str, str
 # Local files
 
 
+def _files_under(root: Path) -> list[Path]:
+    """Every file and folder under ``root`` (symlinks followed, each folder once), sorted.
+
+    A link to a folder that contains it (``stsb/up -> ..``) is a loop: ``os.walk(followlinks=True)`` would walk
+    it again and again (millions of paths from two or three such links), so it is refused, naming the link.
+    Folders are listed too: a folder named like an expected file is reported as such, not skipped.
+    """
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(dirpath).resolve()
+        if here in seen:  # reached again through another link: its files are listed already
+            dirnames[:] = []
+            continue
+        seen.add(here)
+        for name in dirnames:
+            link = Path(dirpath) / name
+            if link.is_symlink() and (target := link.resolve()) in (here, *here.parents):
+                raise DataError(
+                    f"{link} is a symlink loop: it points to {target}, a folder that contains it",
+                    "remove the link from the data folder (links to files or to other folders are fine)",
+                )
+        found.extend(Path(dirpath) / f for f in (*dirnames, *filenames))
+    return sorted(found)
+
+
 def _find(root: Path, names: list[str]) -> Path | None:
-    """First file under ``root`` whose path ends with one of ``names`` (``"STS-B/dev.tsv"`` style), in order."""
-    files = sorted(Path(d) / f for d, _, names_ in os.walk(root, followlinks=True) for f in names_)
+    """First path under ``root`` that ends with one of ``names`` (``"STS-B/dev.tsv"`` style), in order."""
+    paths = _files_under(root)
     for name in names:
-        for p in files:
+        for p in paths:
             if p.as_posix().lower().endswith("/" + name.lower()):
                 return p
     return None
 
 
-def _read_lines(path: Path) -> list[str]:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}: line {line} is not valid UTF-8 ({err.reason})", "re-download the file or re-encode it as UTF-8"
-        ) from None
-    return text.splitlines()
+READ_FIX = "re-download the public file (README, section 'Data') and use it unchanged"
+
+
+def _read_lines(path: Path, line_ends: bool = True) -> list[str]:
+    return read_input_lines(path, fix=READ_FIX, line_ends=line_ends)
 
 
 def _score(value: str, path: Path, line: int, low: float, high: float) -> float:
@@ -124,8 +148,10 @@ def _read_sts_csv(path: Path) -> dict[str, list]:
     return rows
 
 
-def _read_tsv_with_header(path: Path, required: list[str]) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    lines = _read_lines(path)
+def _read_tsv_with_header(
+    path: Path, required: list[str], line_ends: bool = True
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    lines = _read_lines(path, line_ends)
     if not lines:
         raise DataError(f"{path} is empty", "re-download the file")
     header = lines[0].split("\t")
@@ -161,14 +187,13 @@ def _read_nli_file(path: Path) -> tuple[dict[str, list], int]:
                 except json.JSONDecodeError as err:
                     raise DataError(f"{path}: line {i} is not JSON ({err.msg})", "re-download the file") from None
     elif suffix == ".csv":
-        lines = _read_lines(path)
-        reader = csv.DictReader(lines)
-        records = [(reader.line_num, row) for row in reader]
-        header = reader.fieldnames or []
-        _check_nli_columns(path, header)
+        records = _read_nli_csv(path)
     else:  # .txt (official MultiNLI/SNLI) and GLUE .tsv: tab-separated with a header, no quoting
         header, body = _read_tsv_with_header(path, [])
         _check_nli_columns(path, header)
+        for i, cols in body:
+            if len(cols) < len(header):  # a row cut short: its label would read as missing, i.e. "no gold label"
+                raise DataError(f"{path}: line {i} has {len(cols)} fields, the header has {len(header)}", READ_FIX)
         records = [(i, dict(zip(header, cols, strict=False))) for i, cols in body]
     if suffix == ".jsonl" and records:
         _check_nli_columns(path, list(records[0][1]))
@@ -176,7 +201,9 @@ def _read_nli_file(path: Path) -> tuple[dict[str, list], int]:
     dropped = 0
     for i, rec in records:
         raw_label = rec.get("gold_label", rec.get("label"))
-        label = "" if raw_label is None else str(raw_label).strip().lower()
+        if raw_label is None:
+            raise DataError(f"{path}: line {i} has no label field (gold_label or label)", READ_FIX)
+        label = str(raw_label).strip().lower()
         if label in NO_GOLD_LABEL:
             dropped += 1
             continue
@@ -189,6 +216,24 @@ def _read_nli_file(path: Path) -> tuple[dict[str, list], int]:
         rows["hypothesis"].append(_sentence(rec.get("sentence2"), path, i, "sentence2"))
         rows["label"].append(NLI_LABELS[label])
     return rows, dropped
+
+
+def _read_nli_csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """MultiNLI/SNLI .csv rows, each with exactly the header's fields (a cut row must not pass as "no label")."""
+    reader = csv.reader(_read_lines(path), strict=True)  # strict: a quote left open is an error, not a merge
+    records = []
+    try:
+        header = next(reader, [])
+        _check_nli_columns(path, header)
+        for cols in reader:
+            if len(cols) != len(header):
+                raise DataError(
+                    f"{path}: line {reader.line_num} has {len(cols)} fields, the header has {len(header)}", READ_FIX
+                )
+            records.append((reader.line_num, dict(zip(header, cols, strict=True))))
+    except csv.Error as err:  # e.g. "unexpected end of data": the file ends inside a quoted field
+        raise DataError(f"{path}: line {reader.line_num}: {err} (the file looks cut short)", READ_FIX) from None
+    return records
 
 
 def _check_nli_columns(path: Path, header: list[str]) -> None:
@@ -230,16 +275,25 @@ def _empty_nli() -> dict[str, list]:
 
 def _local_nli_pool(root: Path, seed: int) -> tuple[dict[str, list], dict[str, Any]]:
     train = _find(root, NLI_TRAIN_FILES)
-    files = [train] if train else [p for names in NLI_DEV_FILES if (p := _find(root, names))]
-    if not files:
+    files = [train] if train else [_find(root, names) for names in NLI_DEV_FILES]
+    if not any(files):
         raise DataError(
             f"no NLI files under {root}: expected MNLI train ({NLI_TRAIN_FILES[0]}) or the dev/test sets "
             "(multinli_1.0_dev_matched.csv, multinli_1.0_dev_mismatched.csv, snli_1.0_dev.csv, snli_1.0_test.csv)",
             LOCAL_FIX,
         )
+    missing = [] if train else [names[0] for names, found in zip(NLI_DEV_FILES, files, strict=True) if not found]
+    if missing:
+        # A smaller pool would silently change every subset (gold, silver, TSDAE rows) and every model after it.
+        raise DataError(
+            f"the NLI dev/test pool under {root} lacks {', '.join(missing)} (or its .jsonl/.txt form); "
+            "it is built from all four MNLI/SNLI dev and test files",
+            "add the missing file(s) (README, section 'Data')",
+        )
     pool = _empty_nli()
     used = []
     for path in files:
+        assert path is not None
         rows, dropped = _read_nli_file(path)
         for key in pool:
             pool[key].extend(rows[key])
@@ -333,14 +387,17 @@ def load_sickr(source: Source):
     path = _find(source.root, ["SICK.txt", "SICK_test_annotated.txt"])
     if path is None:
         raise DataError(f"no SICK file under {source.root} (SICK.txt or SICK_test_annotated.txt)", LOCAL_FIX)
-    header, body = _read_tsv_with_header(path, ["sentence_A", "sentence_B", "relatedness_score"])
+    # SICK.txt as published ends without a final newline; a row cut short still fails the field count below.
+    header, body = _read_tsv_with_header(path, ["sentence_A", "sentence_B", "relatedness_score"], line_ends=False)
     a, b, s = (header.index(c) for c in ("sentence_A", "sentence_B", "relatedness_score"))
     split = header.index("SemEval_set") if "SemEval_set" in header else None
     rows: dict[str, list] = {"sentence1": [], "sentence2": [], "score": []}
     for i, cols in body:
         if len(cols) < len(header):
             raise DataError(f"{path}: line {i} has {len(cols)} fields, header has {len(header)}", "fix the row")
-        if split is not None and cols[split].strip().upper() != "TEST":
+        if split is not None and (part := cols[split].strip().upper()) != "TEST":
+            if part not in {"TRAIN", "TRIAL"}:  # e.g. "TES": a row cut short
+                raise DataError(f"{path}: line {i}: SemEval_set {cols[split]!r} is not TRAIN, TRIAL or TEST", READ_FIX)
             continue
         rows["sentence1"].append(_sentence(cols[a], path, i, "sentence_A"))
         rows["sentence2"].append(_sentence(cols[b], path, i, "sentence_B"))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from embedlab.errors import DataError
+from embedlab.io import check_regular_file, read_input_lines
 
 PIT_DIR = Path("twitterpara/pit2015")
 URL_FILE = Path("twitterpara/url/Twitter_URL_Corpus_test.txt")
@@ -36,23 +37,26 @@ def twitter_root(local_dir: Path | None) -> Path:
     if local_dir is None:
         raise DataError("the Twitter target domain needs local files and no data folder is set", fix)
     root = Path(local_dir)
-    missing = [str(root / p) for p in (PIT_DIR / "test.data", PIT_DIR / "test.label", PIT_DIR / "dev.data", URL_FILE)]
-    missing = [m for m in missing if not Path(m).is_file()]
-    if missing:
+    paths = [root / p for p in (PIT_DIR / "test.data", PIT_DIR / "test.label", PIT_DIR / "dev.data", URL_FILE)]
+    if missing := [str(p) for p in paths if not p.exists() and not p.is_symlink()]:
         raise DataError(f"Twitter paraphrase files not found: {', '.join(missing)}", fix)
+    for path in paths:  # a folder, FIFO or link loop in their place: one line now, not a hang later
+        check_regular_file(path, FIX)
     return root
 
 
+FIX = "restore the original file (README, section 'Data')"
+
+
 def _lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text ({err})", "restore the original file") from None
+    return read_input_lines(path, fix=FIX)
 
 
-def _pairs(s1: list[str], s2: list[str], labels: list[int]):
+def _pairs(path: Path, s1: list[str], s2: list[str], labels: list[int]):
     from datasets import Dataset, Features, Value
 
+    if not labels:  # e.g. an empty file, or one separated by commas: no line has the expected tab fields
+        raise DataError(f"{path}: no labelled pairs read (tab-separated fields expected, as in the public file)", FIX)
     features = Features({"sentence1": Value("string"), "sentence2": Value("string"), "label": Value("int64")})
     return Dataset.from_dict({"sentence1": s1, "sentence2": s2, "label": labels}, features=features)
 
@@ -67,15 +71,15 @@ def load_pit2015_test(root: Path):
     for i, (row, lab) in enumerate(zip(data, labels, strict=True), start=1):
         fields, verdict = row.split("\t"), lab.split("\t")[0].strip()
         if len(fields) < 4:
-            raise DataError(f"{root / PIT_DIR / 'test.data'}:{i}: expected 7 tab-separated fields", "restore it")
+            raise DataError(f"{root / PIT_DIR / 'test.data'}:{i}: expected 7 tab-separated fields", FIX)
         if verdict == "----":
             continue
         if verdict not in ("true", "false"):
-            raise DataError(f"{root / PIT_DIR / 'test.label'}:{i}: unknown label {verdict!r}", "restore it")
+            raise DataError(f"{root / PIT_DIR / 'test.label'}:{i}: unknown label {verdict!r}", FIX)
         s1.append(fields[2].strip())
         s2.append(fields[3].strip())
         y.append(int(verdict == "true"))
-    return _pairs(s1, s2, y)
+    return _pairs(root / PIT_DIR / "test.data", s1, s2, y)
 
 
 def load_twitter_url_test(root: Path):
@@ -85,17 +89,19 @@ def load_twitter_url_test(root: Path):
     for i, row in enumerate(_lines(path), start=1):
         fields = row.split("\t")
         if len(fields) < 3:  # a continuation line of a field that contained a newline, or blank
+            if not s1 and row.strip():  # ... but nothing precedes the first pair
+                raise DataError(f"{path}:{i}: expected 'sentence1<TAB>sentence2<TAB>(n,6)<TAB>url'", FIX)
             continue
         match = _VOTES.match(fields[2].strip())
         if not match:
-            raise DataError(f"{path}:{i}: expected votes like '(4,6)' in field 3, got {fields[2]!r}", "restore it")
+            raise DataError(f"{path}:{i}: expected votes like '(4,6)' in field 3, got {fields[2]!r}", FIX)
         yes = int(match.group(1))
         if yes == 3:
             continue
         s1.append(fields[0].strip())
         s2.append(fields[1].strip())
         y.append(int(yes >= 4))
-    return _pairs(s1, s2, y)
+    return _pairs(path, s1, s2, y)
 
 
 def load_eval_sets(root: Path) -> dict[str, Any]:
@@ -122,6 +128,8 @@ def load_pit2015_sentences(root: Path, split: str = "dev") -> list[str]:
             for s in (fields[2].strip(), fields[3].strip()):
                 if s:
                     seen.setdefault(s, None)
+    if not seen:
+        raise DataError(f"{root / PIT_DIR / f'{split}.data'}: no sentences read (tab-separated fields expected)", FIX)
     return list(seen)
 
 

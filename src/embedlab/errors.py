@@ -28,6 +28,27 @@ class ParamsError(EmbedlabError):
 
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+
+
+def _end_progress_bars() -> None:
+    """Close the open tqdm bars, so that the error starts a line of its own (a bar leaves the cursor after it).
+
+    tqdm keeps its open bars in the class attribute ``_instances`` (its FAQ's way to reach them); no public call
+    lists them.
+    """
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
+
+
+def _restore() -> None:
+    """Under ``dvc repro``, which removed the outputs before this run, put the last run's back (embedlab.restore)."""
+    if os.environ.get("DVC_STAGE"):
+        from embedlab.restore import restore_outputs
+
+        if restored := restore_outputs():
+            print(f"  kept: the previous {', '.join(restored)} (from the DVC cache)", file=sys.stderr)
 
 
 def run_stage(main: Callable[[], None]) -> None:
@@ -50,13 +71,18 @@ def run_stage(main: Callable[[], None]) -> None:
     try:
         main()
     except EmbedlabError as err:
+        _end_progress_bars()
         print(f"error: {err}", file=sys.stderr)
-        if os.environ.get("DVC_STAGE"):  # dvc repro removed the outputs before this run: put the last ones back
-            from embedlab.restore import restore_outputs
-
-            if restored := restore_outputs():
-                print(f"  kept: the previous {', '.join(restored)} (from the DVC cache)", file=sys.stderr)
+        _restore()
         sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        _end_progress_bars()  # Ctrl-C: a line, not a traceback; outputs are written atomically, so none is half
+        print(
+            "error: interrupted; nothing was published (a training run resumes from its last checkpoint)",
+            file=sys.stderr,
+        )
+        _restore()
+        sys.exit(EXIT_INTERRUPTED)
     finally:
         if traced:
             trace.write()

@@ -12,6 +12,10 @@ used as is; any other name needs the Hub (or the local Hugging Face cache).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from embedlab.errors import EmbedlabError
@@ -47,7 +51,10 @@ def _looks_like_path(name: str) -> bool:
 
 
 def resolve_model(name: str) -> str:
-    """Turn a model name or path into what ``SentenceTransformer(...)``/``from_pretrained`` should load."""
+    """Turn a model name or path into what ``SentenceTransformer(...)``/``from_pretrained`` should load.
+
+    A local folder is checked first (:func:`check_model_folder`), so a broken one fails with one line naming the file.
+    """
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
@@ -55,6 +62,7 @@ def resolve_model(name: str) -> str:
                 f"{path} exists but holds no model (no config.json/modules.json)",
                 "point at a saved model folder or re-run the stage that trains it",
             )
+        check_model_folder(path)
         return str(path)
     if _looks_like_path(name):
         raise EmbedlabError(f"model path {name} does not exist", "run the stage that trains it (`dvc repro`)")
@@ -69,11 +77,79 @@ def resolve_model(name: str) -> str:
     )
 
 
+REBUILD = "re-run the stage that makes it (`dvc repro --force <stage>`), or restore it (`dvc checkout`)"
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def _broken(file: Path, cause: str) -> EmbedlabError:
+    return EmbedlabError(f"{file} {cause}", REBUILD)
+
+
+def _read_json(file: Path):
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise _broken(file, f"cannot be read ({err.strerror or err})") from None
+    except ValueError as err:  # UnicodeDecodeError included
+        raise _broken(file, f"is not valid JSON ({err})") from None
+
+
+def check_model_folder(path: Path) -> None:
+    """Fail with one line naming the file when a local model folder is broken, before any library reads it.
+
+    Every JSON file must parse, and each transformer (the folder itself, or the ``Transformer`` entries of
+    ``modules.json``) needs a config.json and weights whose safetensors header is intact (a file cut short fails
+    here: the header says how long the data is). Cheap: the header only, and no torch import.
+    """
+    for file in sorted(path.rglob("*.json")):
+        _read_json(file)
+    folders = [path]
+    if (path / "modules.json").is_file():
+        modules = _read_json(path / "modules.json")
+        if not isinstance(modules, list) or not all(isinstance(m, dict) and "path" in m for m in modules):
+            raise _broken(path / "modules.json", "is not a list of modules with a path each")
+        folders = [path / m["path"] for m in modules if str(m.get("type", "")).endswith("Transformer")]
+    for folder in folders:
+        if not (folder / "config.json").is_file():
+            raise _broken(folder / "config.json", "is missing (the transformer's config)")
+        weights = next((folder / w for w in WEIGHTS if os.path.lexists(folder / w)), None)
+        if weights is None:
+            raise _broken(folder / "model.safetensors", "is missing (the model folder holds no weights)")
+        try:
+            weights.stat()
+        except OSError as err:  # ELOOP: a symlink to itself; a dangling link; EACCES
+            raise _broken(weights, f"cannot be read ({err.strerror})") from None
+        if weights.name == "model.safetensors":
+            from safetensors import safe_open
+
+            try:
+                with safe_open(str(weights), framework="np") as f:
+                    f.keys()
+            except Exception as err:  # SafetensorError: cut short, or not safetensors at all
+                raise _broken(weights, f"is not a readable, complete safetensors file ({err})") from None
+
+
 def load_sentence_transformer(name: str, device: str | None = None):
     """Load a SentenceTransformer by name or path (resolved as above); never runs remote code."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(resolve_model(name), device=device, trust_remote_code=False)
+    path = resolve_model(name)
+    with loading(path):
+        return SentenceTransformer(path, device=device, trust_remote_code=False)
+
+
+@contextlib.contextmanager
+def loading(path: str) -> Iterator[None]:
+    """Turn a library's failure to load the local model folder ``path`` into one line naming it (and the cause)."""
+    try:
+        yield
+    except EmbedlabError:
+        raise
+    except Exception as err:
+        if not Path(path).is_dir():  # a Hub name: the library's own error says more
+            raise
+        cause = (str(err).strip().splitlines() or [""])[0]
+        raise _broken(Path(path), f"could not be loaded as a model ({type(err).__name__}: {cause})") from None
 
 
 # What a sentence-transformers / transformers model needs to load: configs, tokenizer, safetensors weights, and the

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from embedlab.errors import ParamsError
 
 PositiveInt = Annotated[int, Field(gt=0)]
+# numpy, torch and transformers all take a seed in [0, 2**32): -1 or 2**32 would crash a stage minutes in.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 DATA_DIR_ENV = "EMBEDLAB_DATA_DIR"
 EVAL_SETS = ("stsb_validation", "stsb_test", "sickr")
 EvalSetName = Literal["stsb_validation", "stsb_test", "sickr"]
@@ -35,7 +37,8 @@ _KEEP: list[Any] = []  # every traced params object stays alive, so no other obj
 class Section(BaseModel):
     """Strict base: no unknown keys, no silent type coercion (``"32"`` is not a batch size)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # allow_inf_nan=False: `.inf`/`.nan` are YAML floats, but no size, rate or ratio here may be one.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     def __getattribute__(self, name: str) -> Any:
         value = super().__getattribute__(name)
@@ -135,7 +138,7 @@ class BootstrapParams(Section):
     """Seeded percentile bootstrap over the evaluation pairs: CIs in metrics, paired tests in the report."""
 
     resamples: int = Field(1000, ge=1000, description="resamples of the pairs (at least 1,000)")
-    seed: int = 42
+    seed: Seed = 42
 
 
 class EvaluateParams(Section):
@@ -405,7 +408,7 @@ class LaunchParams(Section):
 
 
 class Params(Section):
-    seed: int = 42
+    seed: Seed = 42
     data: DataParams
     base_models: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")], BaseModelSpec] = Field(
         min_length=1
@@ -432,6 +435,20 @@ class _ParamsLoader(yaml.SafeLoader):
     """
 
 
+def _unique_keys(loader: _ParamsLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    """A mapping whose keys are all distinct: PyYAML keeps the last of two equal keys, DVC refuses the file."""
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_ParamsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
 _ParamsLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+)$"),
@@ -439,9 +456,35 @@ _ParamsLoader.add_implicit_resolver(
 )
 
 
+_UNION_MEMBER = re.compile(r"^(int|float|str|bool|none|literal\[.*\]|[a-z-]+\[.*\])$")
+
+
+def _one_per_key(errors: list[Any]) -> list[Any]:
+    """Pydantic reports a value outside ``int | float`` once per member (``warmup.int``, ``warmup.float``).
+
+    Keep one error per key, without the member's name: the one about the value (``finite_number``) if any, else
+    the members' "should be" messages joined (``a valid integer, or a valid number``).
+    """
+    grouped: dict[tuple, list[Any]] = {}
+    for e in errors:
+        loc = tuple(e["loc"])
+        while loc and isinstance(loc[-1], str) and _UNION_MEMBER.match(loc[-1]):
+            loc = loc[:-1]
+        grouped.setdefault(loc, []).append({**e, "loc": loc})
+    merged = []
+    for group in grouped.values():
+        about_value = [e for e in group if not e["type"].endswith(("_type", "literal_error"))]
+        if about_value or len(group) == 1:
+            merged.append((about_value or group)[0])
+        else:
+            rest = ", or ".join(e["msg"].removeprefix("Input should be ") for e in group[1:])
+            merged.append({**group[0], "msg": f"{group[0]['msg']}, or {rest}"})
+    return merged
+
+
 def _format_errors(err: ValidationError, path: Path) -> str:
     lines = []
-    for e in err.errors():
+    for e in _one_per_key(err.errors()):
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
             parent = e["loc"][:-1]
@@ -508,6 +551,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path} not found", "run stages from the repository root, where params.yaml lives")
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ParamsLoader)  # a SafeLoader
+    except yaml.MarkedYAMLError as err:  # one line: where, and what
+        where = f"line {err.problem_mark.line + 1}, column {err.problem_mark.column + 1}" if err.problem_mark else ""
+        what = " ".join(filter(None, [err.context, err.problem]))
+        raise ParamsError(f"{path} is not valid YAML: {where}: {what}", "fix it at the line shown") from None
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ParamsError(f"{path} is not valid YAML: {err}", "fix the syntax at the line shown") from None
     params = parse_params(raw, path)

@@ -98,13 +98,14 @@ def new_encoder(base_model: str, max_seq_length: int | None = None, seed: int = 
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
-    from embedlab.models import resolve_model
+    from embedlab.models import loading, resolve_model
     from embedlab.training import seed_everything
 
     path = resolve_model(base_model)
     kwargs = {"max_seq_length": max_seq_length} if max_seq_length else {}
     seed_everything(seed)
-    transformer = Transformer(path, **kwargs)
+    with loading(path):
+        transformer = Transformer(path, **kwargs)
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     return SentenceTransformer(modules=[transformer, pooling])
 
@@ -195,8 +196,8 @@ def train_checked(
     batch_sampler: str,
     what: str,
 ) -> dict[str, Any]:
-    """:func:`embedlab.training.train`, then refuse a collapsed model (STS evaluator given) before saving it."""
-    from embedlab.training import save_model, train
+    """:func:`embedlab.training.train`, then refuse a collapsed model (STS evaluator given) before publishing it."""
+    from embedlab.training import publish, train
 
     stats = train(
         model,
@@ -212,7 +213,7 @@ def train_checked(
     score = sts_score(stats["final_eval"])
     if score is not None and hasattr(evaluator, "sentences1"):
         refuse_collapsed(score, len(evaluator.sentences1), what)
-    save_model(model, output_dir)
+    publish(model, output_dir, checkpoint_dir=checkpoint_dir, live_dir=live_dir)
     return stats
 
 

@@ -4,19 +4,23 @@ Methods (``scratch.py``, ``finetune.py``, ``augsbert.py``, ``tsdae.py``, ...) bu
 columns are in the order their loss reads them, and a loss; :func:`train` does the rest the same way for all:
 
 * ``SentenceTransformerTrainer`` (or ``CrossEncoderTrainer``) with the current API and a seeded sampler;
-* training curves (loss, learning rate, eval score) logged with dvclive into a folder ``dvc plots`` renders,
-  with ``dvcyaml=False`` so dvclive never rewrites ``dvc.yaml``;
+* training curves (loss, learning rate, eval score) logged with dvclive (``dvcyaml=False``: it never rewrites
+  ``dvc.yaml``) into ``checkpoint_dir/curves``, and moved onto the folder ``dvc plots`` renders only when the run
+  is published (:func:`publish`), so a failed or refused run leaves the last good run's curves;
 * a non-finite loss stops training at once with the step number, instead of saving a broken model;
 * periodic checkpoints outside DVC's outputs; a re-run after an interruption resumes from the last one, but only
   when the checkpoints were made by the same run (:func:`run_fingerprint`: settings, data, initial weights, loss,
   code, library versions); anything else is discarded with a message, so a changed param never inherits old weights;
 * the model is saved as safetensors without a model card (it embeds a timestamp) into a temporary folder that is
-  renamed into place only when complete.
+  renamed into place only when complete; the checkpoints are removed only after that, and a full disk is one
+  error line (path, space needed, space free), so a rerun resumes from the last checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import math
@@ -24,7 +28,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,11 +96,18 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
-def _live_callback(live_dir: Path):
+CURVES = "curves"  # checkpoint_dir/curves: where dvclive writes until the run is published onto live_dir
+
+
+def _live_callback(staging: Path):
     from transformers import TrainerCallback
 
     class LiveCallback(TrainerCallback):
-        """Training curves into ``live_dir`` with dvclive, without touching dvc.yaml or making experiments."""
+        """Training curves into ``staging`` with dvclive, without touching dvc.yaml or making experiments.
+
+        Each checkpoint keeps a copy of the curves as they were when it was saved; a resumed run starts from that
+        copy, so the points logged between that checkpoint and the interruption are not logged twice.
+        """
 
         def __init__(self) -> None:
             self.live = None
@@ -106,7 +117,11 @@ def _live_callback(live_dir: Path):
                 from dvclive import Live
 
                 resuming = state.global_step > 0
-                self.live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=resuming, report=None)
+                snapshot = Path(args.output_dir) / f"checkpoint-{state.global_step}" / CURVES
+                if resuming and snapshot.is_dir():
+                    shutil.rmtree(staging, ignore_errors=True)
+                    shutil.copytree(snapshot, staging)
+                self.live = Live(str(staging), dvcyaml=False, save_dvc_exp=False, resume=resuming, report=None)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.live is None or not logs:
@@ -118,6 +133,11 @@ def _live_callback(live_dir: Path):
                     self.live.log_metric(name, value, plot=True)
             self.live.step = state.global_step
             self.live.next_step()
+
+        def on_save(self, args, state, control, **kwargs):  # the checkpoint is complete (trainer_state.json)
+            if self.live is not None and staging.is_dir():
+                snapshot = Path(args.output_dir) / f"checkpoint-{state.global_step}" / CURVES
+                shutil.copytree(staging, snapshot, dirs_exist_ok=True)
 
         def on_train_end(self, args, state, control, **kwargs):
             if self.live is not None:
@@ -456,7 +476,8 @@ def train(
     """Train ``model`` on ``train_dataset`` with ``loss`` and save it to ``output_dir`` atomically.
 
     Returns run statistics (steps, final loss, wall time, pairs/s) for the stage's log or metrics.
-    ``output_dir=None`` saves nothing: the caller checks the trained model first, then calls :func:`save_model`.
+    ``output_dir=None`` saves nothing: the caller checks the trained model first, then calls :func:`publish`.
+    Until then the curves stay staged in ``checkpoint_dir`` and ``live_dir`` keeps the last published run's.
     ``callbacks``: extra ``transformers.TrainerCallback`` objects (the tests kill a run right after a checkpoint).
     Checkpoints in ``checkpoint_dir`` are resumed only if this same run made them (:func:`prepare_checkpoint_dir`).
     """
@@ -491,7 +512,7 @@ def train(
         precision=(fp16, bf16),
         evaluator=evaluator if kwargs["eval_strategy"] == "steps" else None,
     )
-    live = [_live_callback(Path(live_dir))] if live_dir is not None else []
+    live = [_live_callback(checkpoint_dir / CURVES)] if live_dir is not None else []
     trainer = _guarded(TrainerCls)(
         model=model,
         args=args,
@@ -500,18 +521,19 @@ def train(
         evaluator=evaluator,
         callbacks=[*live, *callbacks],
     )
-    resume_from = prepare_checkpoint_dir(checkpoint_dir, fingerprint, resume=settings.resume)
-    start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.perf_counter() - start
-    final_eval: dict[str, float] = {}
-    if evaluator is not None and trainer.is_world_process_zero():  # evaluate once, on rank 0
-        final_eval = evaluator(model)
-        trainer.log({f"eval_{k}": v for k, v in final_eval.items()})
+    with _disk_full_is_an_error(
+        checkpoint_dir, _checkpoint_bytes(checkpoint_dir, model), "a checkpoint", checkpoints=True
+    ):
+        resume_from = prepare_checkpoint_dir(checkpoint_dir, fingerprint, resume=settings.resume)
+        start = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=resume_from)
+        seconds = time.perf_counter() - start
+        final_eval: dict[str, float] = {}
+        if evaluator is not None and trainer.is_world_process_zero():  # evaluate once, on rank 0
+            final_eval = evaluator(model)
+            trainer.log({f"eval_{k}": v for k, v in final_eval.items()})
     if output_dir is not None:
-        save_model(model, output_dir)
-    if trainer.is_world_process_zero():
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        publish(model, output_dir, checkpoint_dir=checkpoint_dir, live_dir=live_dir)
     steps = int(result.global_step)
     return {
         "steps": steps,
@@ -525,12 +547,104 @@ def train(
     }
 
 
+def publish(model, output_dir: str | Path, *, checkpoint_dir: str | Path, live_dir: str | Path | None = None) -> None:
+    """Save the model, replace ``live_dir`` with this run's staged curves, then remove the checkpoints (rank 0).
+
+    Called once the run passed its checks: a refused or failed run leaves the last good model and curves in place,
+    and its checkpoints let a rerun resume (a failed save reruns no step: the last checkpoint is the final one).
+    """
+    from embedlab.launch import is_main_process
+
+    if not is_main_process():
+        return
+    checkpoint_dir = Path(checkpoint_dir)
+    save_model(model, output_dir)
+    staged = checkpoint_dir / CURVES
+    if live_dir is not None and staged.is_dir():
+        needed = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
+        curves = _disk_full_is_an_error(Path(live_dir), needed, "the training curves")
+        with curves, atomic_path(live_dir, is_dir=True) as tmp:
+            shutil.copytree(staged, tmp, dirs_exist_ok=True)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
 def save_model(model, output_dir: str | Path) -> None:
     """Save as safetensors, without the model card (it embeds a timestamp), atomically, from rank 0 only."""
     from embedlab.launch import is_main_process
 
     if not is_main_process():
         return
-    with atomic_path(output_dir, is_dir=True) as tmp:
+    with (
+        _disk_full_is_an_error(Path(output_dir), _model_bytes(model), "the model"),
+        atomic_path(output_dir, is_dir=True) as tmp,
+    ):
         model.save(str(tmp), create_model_card=False, safe_serialization=True)
         (tmp / "README.md").unlink(missing_ok=True)
+
+
+# --- a full disk: one line with the path, the space needed and the space free -----------------------------------
+
+
+def _model_bytes(model) -> int:
+    """Bytes of the model's tensors (shared ones once): about the size of its model.safetensors."""
+    seen: dict[int, int] = {}
+    for tensor in model.state_dict().values():
+        seen[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+    return sum(seen.values())
+
+
+def _checkpoint_bytes(checkpoint_dir: Path, model) -> int:
+    """The size of the newest complete checkpoint, or before the first one: the weights and Adam's two moments."""
+    found = sorted(checkpoint_dir.glob("checkpoint-*/trainer_state.json"), key=lambda p: p.stat().st_mtime)
+    if found:
+        return sum(p.stat().st_size for p in found[-1].parent.rglob("*") if p.is_file())
+    return 3 * _model_bytes(model)
+
+
+def _free_bytes(path: Path) -> int:
+    """Free bytes on the file system of ``path`` (or of its nearest existing parent)."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def _disk_full(err: Exception, path: Path, needed: int) -> bool:
+    """Whether ``err``, raised while writing under ``path``, means its file system is full.
+
+    An ``OSError`` says so by its errno; safetensors by its message ("os error 28"); torch hides the cause in
+    messages like "basic_ios::clear: iostream error" or "unexpected pos", so less than ``needed`` bytes free counts.
+    """
+    if isinstance(err, OSError) and err.errno is not None:
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(err)
+    return any(s in text for s in ("No space left", "os error 28", "StorageFull")) or _free_bytes(path) < needed
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+@contextlib.contextmanager
+def _disk_full_is_an_error(path: Path, needed: int, what: str, *, checkpoints: bool = False) -> Iterator[None]:
+    """Turn a full disk while writing ``what`` under ``path`` into an :class:`EmbedlabError` (checkpoints kept)."""
+    try:
+        yield
+    except EmbedlabError:
+        raise
+    except Exception as err:
+        if not _disk_full(err, path, needed):
+            raise
+        from embedlab.launch import is_main_process
+
+        if checkpoints and is_main_process():  # a half-written checkpoint only takes space
+            for folder in path.glob("checkpoint-*"):
+                if folder.is_dir() and not (folder / "trainer_state.json").is_file():
+                    shutil.rmtree(folder, ignore_errors=True)
+        cause = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise EmbedlabError(
+            f"no space left to write {what} to {path}: it needs about {_mb(needed)}, {_mb(_free_bytes(path))} "
+            f"free ({type(err).__name__}: {cause})",
+            "free disk space there (or make that folder a link to a larger disk) and rerun: the run resumes from its "
+            "last checkpoint",
+        ) from None

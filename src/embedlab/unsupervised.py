@@ -53,15 +53,16 @@ def train_checked(
     from embedlab.evaluation import sts_evaluator
     from embedlab.io import write_json
     from embedlab.launch import is_main_process
-    from embedlab.training import save_model
+    from embedlab.training import publish
     from embedlab.tsdae import check_beats_floor, check_learned, static_floor, sts_from, summary
 
     floor = static_floor(base_model, stsb_validation)
+    checkpoint_dir = Path("checkpoints") / name
     model, stats = runner(method)(
         base_model,
         sentences,
         settings,
-        checkpoint_dir=Path("checkpoints") / name,
+        checkpoint_dir=checkpoint_dir,
         live_dir=Path(live_dir),
         evaluator=sts_evaluator(stsb_validation, "stsb_validation", batch_size=eval_batch_size),
         pooling=pooling,
@@ -74,7 +75,7 @@ def train_checked(
     if method == "tsdae":
         check_learned(stats)
     check_beats_floor(name, score, floor)
-    save_model(model, Path("models") / name)
+    publish(model, Path("models") / name, checkpoint_dir=checkpoint_dir, live_dir=live_dir)
     return {**stats, "stsb_validation_spearman_cosine": score, "stsb_validation_floor": floor}
 
 

@@ -1,34 +1,25 @@
 """Warm start for stage processes: a fork server that pays the heavy imports once per pipeline run.
 
 Every DVC stage is a fresh ``python stages/<x>.py`` process, and importing sentence-transformers (torch,
-transformers, scikit-learn, scipy...) costs seconds per process. This module applies the *zygote* pattern (Android's
-app start-up, nailgun for the JVM, Python's own ``multiprocessing`` forkserver): one long-lived server imports the
-heavy third-party libraries once, and for every stage it forks a child that already has them in memory. The
-child takes over the calling process's argv, cwd, environment and stdin/stdout/stderr (passed over a unix socket with
-``SCM_RIGHTS``), runs the stage script and hands its exit status back to the caller, which exits with it.
+transformers, scipy...) costs seconds per process. ``python -m embedlab.warm run -- dvc repro`` (``make repro``)
+applies the *zygote* pattern (Android's app start-up, ``multiprocessing``'s forkserver): a private server imports the
+heavy third-party libraries once, the command runs with ``$EMBEDLAB_WARM`` naming the server's unix socket, and
+:func:`delegate` (called first thing by :func:`embedlab.errors.run_stage`) sends the stage's argv, cwd, environment
+and stdin/stdout/stderr (``SCM_RIGHTS``) to the server, which forks a child that becomes the stage; the stage
+process exits with the child's status. :func:`delegate` uses only the standard library, so a stage still starts in
+milliseconds, and returns ``None`` (run the stage in this process, as without a server) whenever it cannot be served.
 
-Pieces:
+The server is single-threaded (a ``selectors`` loop) because ``fork()`` copies only the calling thread: a lock held
+by another thread at fork time would stay locked forever in the child. For the same reason it never runs a torch op
+and imports no ``embedlab`` module but this one; the child drops this one before it runs the script, which imports
+the library from its own checkout (``dvc exp run`` works in temporary copies).
 
-* :func:`delegate` is the client, called first thing by :func:`embedlab.errors.run_stage`. It uses only the standard
-  library so that a stage still starts in milliseconds; it returns ``None`` (run the stage in this process, exactly as
-  without a server) whenever ``$EMBEDLAB_WARM`` is unset, the server cannot be reached, or it refuses the request.
-* :func:`serve` is the server: single-threaded (a ``selectors`` loop, children reaped with ``waitpid(WNOHANG)``)
-  because ``fork()`` copies only the calling thread, and a lock held by another thread at fork time stays locked
-  forever in the child. For the same reason it never runs a torch op (no intra-op thread pool, no CUDA context) and
-  imports no ``embedlab`` module but this one.
-* ``python -m embedlab.warm run [--preload m1,m2] -- CMD ARGS...`` starts a private server, runs ``CMD`` with
-  ``EMBEDLAB_WARM`` pointing at it, and stops it however ``CMD`` ends; ``python -m embedlab.warm serve --socket PATH``
-  keeps one server for several commands (export ``EMBEDLAB_WARM=PATH`` yourself).
-
-The child drops every ``embedlab`` module from ``sys.modules`` before it runs the script: the script imports the
-library from the checkout it puts on ``sys.path`` (``dvc exp run`` works in temporary copies), never the server's
-(possibly older) code. Only third-party modules are shared.
-
-Why the server refuses some requests: libraries read part of their configuration from the environment *at import
-time* (huggingface_hub's ``HF_HUB_OFFLINE`` and cache paths, libgomp's ``OMP_NUM_THREADS``, the locale that picks the
-encoding of ``sys.stdout``...). A child inherits the server's imports, so it would silently behave as the server's
-environment says, not as its caller's. The server therefore compares those variables (and the interpreter and its
-flags) with its own at start-up, and a caller that differs runs in its own process instead.
+Why the server refuses some requests: a child has the server's interpreter and imports, so it behaves as the
+server's environment says, not as its caller's. Which libraries exist depends on the interpreter's environment
+(``sys.prefix``, ``sys.path``: a venv's ``python`` and the base interpreter it was made from are the same binary, but
+only one of them imports ``datasets``), and libraries read configuration from the environment *at import time*
+(``HF_HUB_OFFLINE``, ``OMP_NUM_THREADS``, the locale...). A caller whose interpreter environment, flags or
+import-time variables differ from the server's runs in its own process instead: it fails or succeeds as without it.
 """
 
 from __future__ import annotations
@@ -36,93 +27,78 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import struct
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 ENV_SOCKET = "EMBEDLAB_WARM"
 ENV_VERBOSE = "EMBEDLAB_WARM_VERBOSE"
 
+# fmt: off
+# What `run` imports once (`--preload` replaces it): what the stages import.
 DEFAULT_PRELOAD: tuple[str, ...] = (
-    "torch",
-    "transformers",
-    "sentence_transformers",
-    "sentence_transformers.sentence_transformer.evaluation",
-    "sentence_transformers.cross_encoder",
-    "datasets",
-    "pandas",
-    "pyarrow.parquet",
-    "scipy.stats",
-    "sklearn.metrics",
-    "accelerate",
-    "dvclive",
+    "torch", "transformers", "sentence_transformers", "sentence_transformers.sentence_transformer.evaluation",
+    "sentence_transformers.cross_encoder", "datasets", "pandas", "pyarrow.parquet", "scipy.stats", "sklearn.metrics",
+    "accelerate", "dvclive",
 )
-
-# Environment variables read at import time by the preloaded libraries (or by the interpreter, the dynamic loader,
-# OpenMP/BLAS when their shared objects load). A request whose values differ from the server's is refused.
+# Environment variables read at import time by the preloaded libraries, or by the interpreter, the dynamic loader,
+# OpenMP/BLAS when their shared objects load; beyond the obvious: libgomp/Intel OpenMP and OpenBLAS read KMP_, GOMP_,
+# OPENBLAS_, transformers USE_TORCH &c., huggingface_hub derives its cache from XDG_CACHE_HOME (and HOME), the locale
+# picks the stdio encoding, and tqdm, dvclive, scikit-learn and numexpr read theirs when imported.
 SENSITIVE_PREFIXES: tuple[str, ...] = (
-    "HF_",
-    "TRANSFORMERS_",
-    "TORCH",
-    "PYTORCH_",
-    "OMP_",
-    "MKL_",
-    "CUDA_",
-    "TOKENIZERS_",
-    "PYTHON",
-    "LD_",
-    # beyond the obvious: libgomp/Intel OpenMP and OpenBLAS read these when loaded, transformers reads USE_TORCH &c.,
-    # huggingface_hub derives its cache from XDG_CACHE_HOME (and HOME), the locale picks the stdio encoding
-    "KMP_",
-    "GOMP_",
-    "OPENBLAS_",
-    "USE_",
-    "XDG_",
-    "LC_",
-    # read when tqdm's classes, dvclive, scikit-learn's config and numexpr are imported
-    "TQDM_",
-    "DVCLIVE_",
-    "SKLEARN_",
-    "NUMEXPR_",
+    "HF_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "OMP_", "MKL_", "CUDA_", "TOKENIZERS_", "PYTHON", "LD_", "KMP_",
+    "GOMP_", "OPENBLAS_", "USE_", "XDG_", "LC_", "TQDM_", "DVCLIVE_", "SKLEARN_", "NUMEXPR_",
 )
+# fmt: on
 SENSITIVE_NAMES = frozenset({"SENTENCE_TRANSFORMERS_HOME", "HOME", "LANG", "LANGUAGE", "TMPDIR"})
-READY_TIMEOUT_S = 300.0  # preloading takes ~5-8 s; a server still not ready after this is wedged: run without it
 
 FORWARDED_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+READY_TIMEOUT_S = 300.0  # preloading takes ~5-8 s; a server still not ready after this is wedged: run without it
 CONNECT_TIMEOUT_S = 5.0
 # Time allowed between sending a request and hearing the child's pid (or a refusal). The server answers right after
 # fork(), so this only trips when it is wedged; the client then runs the stage itself.
 HANDSHAKE_TIMEOUT_S = 60.0
-REAP_INTERVAL_S = 0.05
+REAP_INTERVAL_S = 0.05  # how often the server looks for finished children (waitpid WNOHANG) between requests
 MAX_REQUEST_BYTES = 64 << 20
 
 _HEADER = struct.Struct("!Q")
 _PR_SET_PDEATHSIG = 1
-# How `run` starts the server: this file's own checkout first on sys.path, and a cwd (the private temp dir) where no
+# `run`'s private directory: its pid in the name, so that a later `run` can remove it if this one was killed (#16).
+_DIR_PREFIX = "embedlab-warm-"
+_DIR_NAME = re.compile(re.escape(_DIR_PREFIX) + r"(\d+)-")
+# How `run` starts the server: this file's own checkout first on sys.path, and a cwd (the private directory) where no
 # stray file can shadow a preloaded module.
-_BOOT = "import sys; sys.path[0] = sys.argv.pop(1); from embedlab.warm import main; sys.exit(main(sys.argv[1:]))"
+_BOOT = "import sys; sys.path[0] = sys.argv.pop(1); from embedlab.warm import _serve; sys.exit(_serve(*sys.argv[1:]))"
 
 
 def _note(message: str) -> None:
     print(f"embedlab.warm: {message}", file=sys.stderr, flush=True)
 
 
-def _verbose() -> bool:
-    return bool(os.environ.get(ENV_VERBOSE))
-
-
-def sensitive_env(env: dict[str, str]) -> dict[str, str]:
+def sensitive_env(env: Mapping[str, str]) -> dict[str, str]:
     """The part of ``env`` that libraries read at import time (see the module docstring)."""
     return {k: v for k, v in env.items() if k in SENSITIVE_NAMES or k.startswith(SENSITIVE_PREFIXES)}
 
 
-def _interpreter_options() -> list[Any]:
-    """Interpreter flags and options that change how imported code behaves (-O, -B, -X, -W, ...)."""
-    return [list(sys.flags), list(sys.warnoptions), {k: str(v) for k, v in sys._xoptions.items()}]
+def _identity(env: Mapping[str, str]) -> dict[str, Any]:
+    """What must be equal in a caller and the server for a forked child to behave as the caller would (JSON-ready).
+
+    ``sys.path`` is compared apart (:meth:`_Server._refusal`): the caller's has the script's own additions.
+    """
+    return {
+        "interpreter": os.path.realpath(sys.executable),
+        "sys.prefix": sys.prefix,
+        "sys.exec_prefix": sys.exec_prefix,
+        "sys.flags": list(sys.flags),  # -O, -B, -I, ... and their PYTHON* variables
+        "import-time environment": sensitive_env(env),
+        "niceness": os.nice(0),
+        "CPU affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
 
 
 # --------------------------------------------------------------------------------------------------------- client
@@ -131,16 +107,16 @@ def _interpreter_options() -> list[Any]:
 def delegate(entry: Callable[..., object] | None = None) -> int | None:
     """Run this process's script in a child of the warm server and return its exit status.
 
-    ``None`` means "run it yourself": ``$EMBEDLAB_WARM`` is unset, the process was not started as
-    ``python SCRIPT`` (``-m``, ``-c``, an interactive session; or ``entry`` is not defined in ``__main__``, as when a
-    test calls ``run_stage`` directly), the server cannot be reached, or it refused the request. Refusals and failures
-    are silent unless ``$EMBEDLAB_WARM_VERBOSE`` is set; after one, ``EMBEDLAB_WARM`` is removed from the environment
-    so that the stage's own subprocesses do not ask again.
+    ``None`` means "run it yourself": ``$EMBEDLAB_WARM`` is unset, the process was not started as ``python SCRIPT``
+    (or ``entry`` is not defined in ``__main__``: a test calling ``run_stage``), the server cannot be reached, or it
+    refused. Refusals are silent unless ``$EMBEDLAB_WARM_VERBOSE`` is set; after one, ``EMBEDLAB_WARM`` is removed
+    from the environment so that the stage's own subprocesses do not ask again.
 
-    While the child runs, SIGINT, SIGTERM and SIGHUP received here are forwarded to it; if this process is killed
-    outright, the server sees the connection close and kills the child's process group. A child killed by signal N
-    gives status 128+N, as in a shell.
+    SIGINT, SIGTERM and SIGHUP received here are forwarded to the child; if this process is killed outright, the
+    server sees the connection close and kills the child's process group. A child killed by signal N gives 128+N.
     """
+    import threading
+
     path = os.environ.get(ENV_SOCKET)
     if not path:
         return None
@@ -150,26 +126,57 @@ def delegate(entry: Callable[..., object] | None = None) -> int | None:
         return None  # a library call (tests, notebooks), not a stage script's entry point
     if getattr(main_module, "__spec__", None) is not None or not script or not os.path.isfile(script):
         return _fall_back("not started as `python SCRIPT`")
+    if threading.current_thread() is not threading.main_thread():
+        return _fall_back("not in the main thread, which alone can forward signals")
     try:
-        fds = [0, 1, 2]
-        for fd in fds:
+        for fd in (0, 1, 2):
             os.fstat(fd)
         request = _request(os.path.abspath(script))
     except (OSError, TypeError, ValueError) as err:
         return _fall_back(f"cannot describe this process: {err}")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(CONNECT_TIMEOUT_S)
-        sock.connect(path)
-    except OSError as err:
-        sock.close()
-        return _fall_back(f"cannot connect to {path}: {err}")
-    with sock:
-        return _Client(sock).run(request, fds)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock, sock.makefile("rb") as answers:
+        # Until the child's pid is known, signals to forward wait; after a refusal they reach this process instead,
+        # as if they had come a moment later.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+        saved: dict[int, Any] = {}
+        try:
+            try:
+                sock.settimeout(CONNECT_TIMEOUT_S)
+                sock.connect(path)
+                sent = socket.send_fds(sock, [request], [0, 1, 2])
+                if sent < len(request):  # never an empty send: it fails once a refusing server has closed
+                    sock.sendall(request[sent:])
+                sock.settimeout(HANDSHAKE_TIMEOUT_S)
+                first = json.loads(answers.readline() or b'{"refused": "the server closed the connection"}')
+            except (OSError, ValueError) as err:
+                first = {"refused": f"no answer from {path}: {err}"}
+            if not isinstance(first.get("pid"), int):
+                return _fall_back(str(first.get("refused", first)))
+            pid = first["pid"]
+            if os.environ.get(ENV_VERBOSE):
+                _note(f"running in warm child {pid}")
+            for signum in FORWARDED_SIGNALS:  # an ignored one (nohup, `cmd &`) stays ignored in the child
+                if not _is_ignored(signum):
+                    saved[signum] = signal.signal(signum, lambda signum, _frame: _kill(pid, signum))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        try:
+            sock.settimeout(None)
+            last = json.loads(answers.readline() or b"{}")
+        except (OSError, ValueError):
+            last = {}
+        finally:
+            for signum, handler in saved.items():
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    if not isinstance(last.get("status"), int):
+        _note("the warm server went away before the stage finished")
+        return 1
+    code = last["status"]
+    return code if code >= 0 else 128 - code
 
 
 def _fall_back(reason: str) -> None:
-    if _verbose():
+    if os.environ.get(ENV_VERBOSE):
         _note(f"running in-process ({reason})")
     os.environ.pop(ENV_SOCKET, None)
     return None
@@ -178,21 +185,19 @@ def _fall_back(reason: str) -> None:
 def _request(script: str) -> bytes:
     umask = os.umask(0o022)
     os.umask(umask)
-    ignored = [int(s) for s in signal.valid_signals() if _is_ignored(s)]
-    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     payload = {
         "script": script,
         "argv": list(sys.argv),
-        "orig_argv": list(getattr(sys, "orig_argv", sys.argv)),
+        "orig_argv": list(sys.orig_argv),
+        # `python OPTIONS SCRIPT ARGS`: the options (-X importtime, -u, ...), which sys.flags does not all show
+        "options": sys.orig_argv[1 : len(sys.orig_argv) - len(sys.argv)],
+        "executable": sys.executable,
+        "path": list(sys.path),
+        "identity": _identity(os.environ),
         "cwd": os.getcwd(),
         "env": dict(os.environ),
-        "executable": sys.executable,
-        "options": _interpreter_options(),
         "umask": umask,
-        "unbuffered": bool(getattr(sys.__stdout__, "write_through", False)),  # python -u / PYTHONUNBUFFERED
-        "ignored_signals": ignored,
-        "affinity": affinity,
-        "nice": os.nice(0) if hasattr(os, "nice") else 0,
+        "ignored_signals": [int(s) for s in signal.valid_signals() if _is_ignored(s)],
     }
     body = json.dumps(payload).encode()
     return _HEADER.pack(len(body)) + body
@@ -205,87 +210,6 @@ def _is_ignored(signum: int) -> bool:
         return False
 
 
-class _Client:
-    """One request: send it, forward signals to the child, wait for the exit status."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = bytearray()
-        self.pid: int | None = None
-        self.pending: list[int] = []
-        self.saved: dict[int, Any] = {}
-
-    def run(self, request: bytes, fds: list[int]) -> int | None:
-        try:
-            self._install_forwarding()
-        except ValueError as err:  # signal.signal outside the main thread
-            self._restore(redeliver=False)
-            return _fall_back(f"cannot forward signals: {err}")
-        try:
-            try:
-                sent = socket.send_fds(self.sock, [request], fds)
-                if sent < len(request):  # never an empty send: it fails once a refusing server has closed
-                    self.sock.sendall(request[sent:])
-                self.sock.settimeout(HANDSHAKE_TIMEOUT_S)
-                first = self._read_message()
-            except (OSError, ValueError) as err:
-                first, reason = None, f"no answer: {err}"
-            else:
-                reason = "the server closed the connection"
-            if first is None or "pid" not in first:
-                self._restore(redeliver=True)
-                return _fall_back(first["refused"] if first and "refused" in first else reason)
-            self.pid = int(first["pid"])
-            if _verbose():
-                _note(f"running in warm child {self.pid}")
-            for signum in self.pending:
-                _kill(self.pid, signum)
-            self.pending.clear()
-            self.sock.settimeout(None)
-            try:
-                last = self._read_message()
-            except (OSError, ValueError):
-                last = None
-            if last is None or "status" not in last:
-                _note("the warm server went away before the stage finished")
-                return 1
-            self.pid = None  # reaped: its pid may be reused, so no more forwarding
-            code = int(last["status"])
-            return code if code >= 0 else 128 - code
-        finally:
-            self._restore(redeliver=False)
-
-    def _install_forwarding(self) -> None:
-        for signum in FORWARDED_SIGNALS:
-            if not _is_ignored(signum):  # an ignored signal (nohup, `cmd &`) stays ignored in the child
-                self.saved[signum] = signal.signal(signum, self._forward)
-
-    def _forward(self, signum: int, _frame: object) -> None:
-        if self.pid is None:
-            self.pending.append(signum)
-        else:
-            _kill(self.pid, signum)
-
-    def _restore(self, redeliver: bool) -> None:
-        for signum, handler in self.saved.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        self.saved.clear()
-        pending, self.pending = self.pending, []
-        if redeliver:  # signals that came before a refusal belong to this process after all
-            for signum in pending:
-                signal.raise_signal(signum)
-
-    def _read_message(self) -> dict[str, Any] | None:
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                return None
-            self.buffer += chunk
-        line, _, rest = bytes(self.buffer).partition(b"\n")
-        self.buffer = bytearray(rest)
-        return json.loads(line)
-
-
 def _kill(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
@@ -294,55 +218,50 @@ def _kill(pid: int, signum: int) -> None:
 # --------------------------------------------------------------------------------------------------------- server
 
 
-class _Conn:
-    """One caller's connection: its request as it arrives, then the pid of its child."""
+class _Forked(BaseException):
+    """Raised in a freshly forked child to unwind the server's loop, so that the stage runs from :func:`_serve`'s
+    level and the interpreter ends the child as it ends any Python process (non-daemon threads joined, atexit
+    callbacks run, stdio flushed, death by SIGINT after an uncaught KeyboardInterrupt): no private CPython call
+    (``threading._shutdown``, ``atexit._run_exitfuncs``) imitates that."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = bytearray()
-        self.fds: list[int] = []
-        self.pid: int | None = None
-        self.script = ""
+    def __init__(self, request: dict[str, Any], fds: list[int]) -> None:
+        super().__init__()
+        self.request, self.fds = request, fds
 
 
-def serve(path: str, preload: Sequence[str], parent: int | None = None) -> int:
-    """Import ``preload``, then fork a child for every request on the unix socket ``path`` until SIGTERM/SIGINT.
+def _serve(path: str, preload: str) -> int:
+    """The server process (started by :func:`run`): import ``preload``, then fork a child per request on ``path``.
 
-    With ``parent`` (set by ``run``) the server also stops when that process is gone.
+    Its stdin is one end of a socketpair whose other end only ``run`` holds: the server says "ready" on it once it
+    listens, and stops at end-of-file there, that is when ``run`` closes it or dies, even by SIGKILL (#16).
     """
     import time
 
-    _ensure_std_fds()
+    control = socket.socket(fileno=os.dup(0))
     start_env = dict(os.environ)  # what requests are compared with: before any import can change it
+    modules = [m for m in preload.split(",") if m]
     started = time.perf_counter()
-    loaded = _preload(preload)
+    loaded = _preload(modules)
     elapsed = time.perf_counter() - started
-    added = {k: v for k, v in os.environ.items() if k not in start_env}
-    hazard = _fork_hazard()
-    if hazard:
-        _note(f"every request will run in its caller's process: {hazard}")
-    server = _Server(path, start_env, added, hazard)
+    server = _Server(path, control, start_env, added_env={k: v for k, v in os.environ.items() if k not in start_env})
+    _note(f"ready on {path}: {len(loaded)}/{len(modules)} modules preloaded in {elapsed:.1f}s (pid {server.pid})")
+    forked: _Forked | None = None
     try:
-        _note(f"ready on {path}: {len(loaded)}/{len(preload)} modules preloaded in {elapsed:.1f}s (pid {os.getpid()})")
-        server.loop(parent)
+        control.sendall(b"ready\n")
+        server.loop()
+    except _Forked as exc:
+        forked = exc
     finally:
-        server.close()
-    return 0
-
-
-def _ensure_std_fds() -> None:
-    """Keep fds 0-2 taken, so that fds received from clients never land there before ``dup2``."""
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            null = os.open(os.devnull, os.O_RDWR)
-            if null != fd:
-                os.dup2(null, fd)
-                os.close(null)
+        if os.getpid() == server.pid:
+            server.close()
+    if forked is None:
+        return 0
+    forked.__traceback__ = None  # the server's frames, unwound
+    return _child(forked.request, forked.fds, server)
 
 
 def _preload(modules: Sequence[str]) -> list[str]:
+    import gc
     import importlib
 
     # torch.cuda.is_available() would initialise the CUDA driver, which a forked child cannot use; with this
@@ -362,8 +281,6 @@ def _preload(modules: Sequence[str]) -> list[str]:
     finally:
         if nvml_set:
             os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
-    import gc
-
     gc.collect()
     gc.freeze()  # the preloaded objects stay shared with the children: a collection would touch (copy) their pages
     return loaded
@@ -371,161 +288,88 @@ def _preload(modules: Sequence[str]) -> list[str]:
 
 def _fork_hazard() -> str | None:
     """Why children forked from this server would be unsafe, if they would (then every request is refused)."""
-    torch = sys.modules.get("torch")
-    cuda = getattr(torch, "cuda", None)
-    if cuda is not None and cuda.is_initialized():
-        return "CUDA was initialised in the server while preloading; a forked child could not use it"
-    try:
-        with open("/proc/self/maps") as maps:
-            if "libcuda.so" in maps.read():
-                return "the CUDA driver was loaded in the server while preloading; a forked child could not use it"
-    except OSError:
-        pass
     import threading
 
+    cuda = getattr(sys.modules.get("torch"), "cuda", None)
+    if cuda is not None and cuda.is_initialized():
+        return "CUDA was initialised in the server while preloading; a forked child could not use it"
+    with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
+        if "libcuda.so" in maps.read():
+            return "the CUDA driver was loaded in the server while preloading; a forked child could not use it"
     if threading.active_count() > 1:  # a Python thread may hold a lock (logging's, an import lock) at fork time
         names = ", ".join(t.name for t in threading.enumerate() if t is not threading.current_thread())
         _note(f"warning: Python threads running after preloading ({names}); a child gets only the forking one")
-    if os.environ.get(ENV_VERBOSE):
-        # Native pools started at load time (OpenBLAS for numpy and scipy, Arrow's jemalloc) are expected: they
-        # handle fork themselves (pthread_atfork), as they must for multiprocessing's default start method.
-        with contextlib.suppress(OSError):
-            tasks = os.listdir("/proc/self/task")
-            comms = []
-            for task in tasks:
-                with open(f"/proc/self/task/{task}/comm") as comm:
-                    comms.append(comm.read().strip())
-            if len(tasks) > 1:
-                _note(f"{len(tasks)} native threads after preloading: {', '.join(comms)}")
     return None
 
 
 class _Server:
-    """The zygote: a ``selectors`` loop over the listening socket and the open requests, no threads."""
+    """The zygote: a ``selectors`` loop over the control socket, the listener and the callers waiting; no threads."""
 
-    def __init__(self, path: str, start_env: dict[str, str], added_env: dict[str, str], hazard: str | None) -> None:
+    def __init__(self, path: str, control: socket.socket, start_env: dict[str, str], added_env: dict[str, str]):
         import selectors
 
-        self.path = path
-        self.start_env = sensitive_env(start_env)
-        self.added_env = added_env
-        self.hazard = hazard
-        self.options = json.loads(json.dumps(_interpreter_options()))
+        self.path, self.control, self.added_env = path, control, added_env
+        self.identity = json.loads(json.dumps(_identity(start_env)))
+        self.path_tail = sys.path[1:]  # a child's sys.path after its script's directory
+        self.hazard = _fork_hazard()
+        if self.hazard:
+            _note(f"every request will run in its caller's process: {self.hazard}")
         self.verbose = bool(start_env.get(ENV_VERBOSE))
         self.pid = os.getpid()
         self.libc = _libc()
+        self.children: dict[int, socket.socket | None] = {}  # pid: its caller's connection (None: caller gone)
+        # No peer-credential check: the socket is in run's 0700 directory, so only this user can connect.
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        self.listener.setblocking(False)
         self.selector = selectors.DefaultSelector()
-        self.conns: dict[int, _Conn] = {}
-        self.children: dict[int, _Conn | None] = {}
-        self.stopping = False
-        self.listener = self._bind(path)
-        self.inode = os.stat(path).st_ino
-        self.selector.register(self.listener, selectors.EVENT_READ, None)
-        for signum in FORWARDED_SIGNALS:
-            signal.signal(signum, self._stop)
+        self.selector.register(self.listener, selectors.EVENT_READ, "listener")
+        self.selector.register(control, selectors.EVENT_READ, "control")
 
-    @staticmethod
-    def _bind(path: str) -> socket.socket:
-        """Listen on ``path``; bound under a temporary name and renamed, so the path exists only once it accepts."""
-        if os.path.lexists(path):
-            import stat
-
-            if not stat.S_ISSOCK(os.lstat(path).st_mode):
-                raise SystemExit(f"embedlab.warm: {path} exists and is not a socket")
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(path)
-            except OSError:
-                os.unlink(path)  # stale socket of a server that died
-            else:
-                raise SystemExit(f"embedlab.warm: a server is already listening on {path}")
-            finally:
-                probe.close()
-        tmp = f"{path}.{os.getpid()}.tmp"
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(tmp)
-        os.chmod(tmp, 0o600)
-        listener.listen(64)
-        listener.setblocking(False)
-        os.rename(tmp, path)
-        return listener
-
-    def _stop(self, _signum: int, _frame: object) -> None:
-        self.stopping = True
-
-    def loop(self, parent: int | None = None) -> None:
-        while not self.stopping:
-            if parent is not None and os.getppid() != parent:  # `run` was killed outright: do not outlive it
-                break
+    def loop(self) -> None:
+        while True:
             for key, _ in self.selector.select(timeout=REAP_INTERVAL_S):
-                if key.data is None:
+                if key.data == "control":  # run sends nothing: readable means closed (run ended, or was killed)
+                    return
+                if key.data == "listener":
                     self._accept()
-                else:
-                    self._readable(key.data)
+                else:  # a caller sends nothing after its request: readable means it exited (or was killed)
+                    self._caller_gone(key.data)
             self._reap()
 
     def _accept(self) -> None:
-        import selectors
-
         try:
             sock, _ = self.listener.accept()
         except (BlockingIOError, InterruptedError):
             return
-        if hasattr(socket, "SO_PEERCRED"):
-            _, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-            if uid != os.getuid():
-                sock.close()
-                return
-        sock.setblocking(False)
-        conn = _Conn(sock)
-        self.conns[sock.fileno()] = conn
-        self.selector.register(sock, selectors.EVENT_READ, conn)
-
-    def _readable(self, conn: _Conn) -> None:
-        if conn.pid is not None:
-            # A client sends nothing after its request: readable means it closed (exited, or was killed).
-            try:
-                data = conn.sock.recv(4096)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self._client_gone(conn)
-            return
+        fds: list[int] = []
         try:
-            data, fds, flags, _ = socket.recv_fds(conn.sock, 1 << 16, 3)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(conn)
-            return
-        conn.fds.extend(fds)
-        if not data or flags & getattr(socket, "MSG_CTRUNC", 0):
-            self._drop(conn)
-            return
-        conn.buffer += data
-        if len(conn.buffer) < _HEADER.size:
-            return
-        (size,) = _HEADER.unpack_from(conn.buffer)
-        if size > MAX_REQUEST_BYTES:
-            self._drop(conn)
-        elif len(conn.buffer) >= _HEADER.size + size:
-            self._handle(conn, bytes(conn.buffer[_HEADER.size : _HEADER.size + size]))
-
-    def _handle(self, conn: _Conn, body: bytes) -> None:
-        try:
+            sock.settimeout(CONNECT_TIMEOUT_S)  # a stage sends its request at once; this only trips if it is wedged
+            data, fds, flags, _ = socket.recv_fds(sock, 1 << 16, 3)
+            if len(data) < _HEADER.size or flags & getattr(socket, "MSG_CTRUNC", 0):
+                raise ValueError("truncated")
+            (size,) = _HEADER.unpack_from(data)
+            if size > MAX_REQUEST_BYTES:
+                raise ValueError(f"{size} bytes")
+            body = bytearray(data[_HEADER.size :])
+            while len(body) < size:
+                chunk = sock.recv(size - len(body))
+                if not chunk:
+                    raise ValueError("truncated")
+                body += chunk
             request = json.loads(body)
-            reason = self._refusal(request, conn.fds)
-        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            reason = self._refusal(request, fds)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
             request, reason = {}, f"malformed request: {err}"
-        if reason is not None:
-            if self.verbose:
-                _note(f"refused {request.get('script', '?')}: {reason}")
-            self._send(conn, {"refused": reason})
-            self._drop(conn)
+        if reason is None:
+            self._fork(sock, request, fds)
             return
-        self._fork(conn, request)
+        if self.verbose:
+            _note(f"refused {request.get('script', '?')}: {reason}")
+        _send(sock, {"refused": reason})
+        sock.close()
+        _close_fds(fds)
 
     def _refusal(self, request: dict[str, Any], fds: list[int]) -> str | None:
         """Why this request must run in its caller's process, or None (the module docstring says why)."""
@@ -533,79 +377,68 @@ class _Server:
             return self.hazard
         if len(fds) != 3:
             return "stdin/stdout/stderr were not passed"
-        if not _same_file(request["executable"]):
-            return f"interpreter {request['executable']} is not the server's {sys.executable}"
-        if request["options"] != self.options:
-            return "interpreter options (-O, -X, -W, ...) differ from the server's"
-        theirs = sensitive_env(request["env"])
-        if theirs != self.start_env:
-            names = sorted(k for k in theirs.keys() | self.start_env.keys() if theirs.get(k) != self.start_env.get(k))
-            return f"import-time environment differs from the server's: {', '.join(names)}"
+        if request["options"]:
+            return f"interpreter options {' '.join(request['options'])} (the server runs without any)"
+        theirs = request["identity"]
+        for key, mine in self.identity.items():
+            if theirs.get(key) == mine:
+                continue
+            if key == "import-time environment":
+                names = sorted(k for k in theirs[key].keys() | mine.keys() if theirs[key].get(k) != mine.get(k))
+                return f"import-time environment differs from the server's: {', '.join(names)}"
+            return f"{key} {theirs.get(key)} is not the server's {mine}"
+        # The caller's sys.path: what its script added (the child's script adds it again), the script's directory,
+        # then what the interpreter built from its prefix, PYTHONPATH and .pth files, which must be the server's.
+        path, tail = request["path"], self.path_tail
+        if len(path) <= len(tail) or path[len(path) - len(tail) :] != tail:
+            return f"sys.path {path} does not end as the server's {tail}"
         if not os.path.isabs(request["script"]) or not os.path.isdir(request["cwd"]):
             return "script path not absolute or cwd missing"
         return None
 
-    def _fork(self, conn: _Conn, request: dict[str, Any]) -> None:
-        # Forwarded signals stay blocked across fork() until the child has restored the default handlers: one
-        # arriving in between would otherwise run this server's handler in the child and be lost.
+    def _fork(self, sock: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+        import selectors
+
+        # Forwarded signals stay blocked across fork() until the child has its caller's dispositions: one arriving
+        # in between would otherwise be handled as this server handles it.
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()  # or the child would write this process's buffered output a second time
-        # Python >= 3.12 warns on fork() when the process has threads; the native pools of OpenBLAS and jemalloc
-        # count, and handle fork themselves. The `finally` below restores the filters in the child too.
-        import warnings
-
-        guard = warnings.catch_warnings()
-        guard.__enter__()
-        warnings.simplefilter("ignore", DeprecationWarning)
         try:
             pid = os.fork()
         except OSError as err:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
-            self._send(conn, {"refused": f"fork failed: {err}"})
-            self._drop(conn)
+            _send(sock, {"refused": f"fork failed: {err}"})
+            sock.close()
             return
         finally:
-            guard.__exit__(None, None, None)
+            if os.getpid() == self.pid:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+                _close_fds(fds)
         if pid == 0:
-            try:
-                _child(request, list(conn.fds), self)
-            finally:
-                os._exit(1)  # _child never returns; this only guards the server's loop against a child
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+            sock.close()
+            raise _Forked(request, fds)
         with contextlib.suppress(OSError):
             os.setpgid(pid, pid)  # also done by the child; whichever runs first wins the race with killpg
-        _close_fds(conn.fds)
-        conn.pid, conn.script = pid, request["script"]
-        self.children[pid] = conn
-        if self.verbose:
-            _note(f"forked {pid} for {request['script']} {' '.join(request['argv'][1:])}")
-        if not self._send(conn, {"pid": pid, "script": request["script"]}):
-            self._client_gone(conn)
+        self.children[pid] = sock
+        self.selector.register(sock, selectors.EVENT_READ, pid)
+        if not _send(sock, {"pid": pid}):
+            self._caller_gone(pid)
 
-    def _send(self, conn: _Conn, message: dict[str, Any]) -> bool:
-        try:
-            conn.sock.sendall(json.dumps(message).encode() + b"\n")
-        except OSError:
-            return False
-        return True
-
-    def _drop(self, conn: _Conn) -> None:
-        if self.conns.pop(conn.sock.fileno(), None) is not None:
-            self.selector.unregister(conn.sock)
-        conn.sock.close()
-        _close_fds(conn.fds)
-
-    def _client_gone(self, conn: _Conn) -> None:
+    def _caller_gone(self, pid: int) -> None:
         """The caller exited or was killed without waiting: its child's whole process group goes too."""
-        pid = conn.pid
-        if pid is not None and pid in self.children:
-            if self.verbose:
-                _note(f"client of {pid} went away: killing its process group")
+        if self.children.get(pid) is not None:
             _killpg(pid, signal.SIGKILL)
-            self.children[pid] = None
-        self._drop(conn)
+            self._hang_up(pid, None)
+
+    def _hang_up(self, pid: int, status: int | None) -> None:
+        sock = self.children[pid]
+        if sock is not None:
+            self.selector.unregister(sock)
+            if status is not None:
+                _send(sock, {"status": status})
+            sock.close()
+        self.children[pid] = None
 
     def _reap(self) -> None:
         while self.children:
@@ -615,39 +448,41 @@ class _Server:
                 return
             if pid == 0:
                 return
-            conn = self.children.pop(pid, None)
-            code = os.waitstatus_to_exitcode(status)
-            if self.verbose:
-                _note(f"child {pid} exited with {code}")
-            if conn is not None:
-                self._send(conn, {"status": code})
-                self._drop(conn)
+            if pid in self.children:
+                self._hang_up(pid, os.waitstatus_to_exitcode(status))
+                del self.children[pid]
 
-    def close_inherited(self, keep: list[int]) -> None:
-        """In a child: close the server's sockets and fds (the listener, every other caller's connection)."""
+    def close_inherited(self) -> None:
+        """In a child: close the server's sockets (control, listener, every other caller's connection)."""
         self.selector.close()
-        self.listener.close()
-        for conn in self.conns.values():
-            conn.sock.close()
-            _close_fds([fd for fd in conn.fds if fd not in keep])
+        for sock in [self.listener, self.control, *self.children.values()]:
+            if sock is not None:
+                sock.close()
 
     def close(self) -> None:
-        """Stop: kill the children still running, drop their callers, remove the socket."""
+        """Stop: kill the children still running, drop their callers, remove the socket and run's directory."""
         for pid in list(self.children):
             _killpg(pid, signal.SIGKILL)
-        for conn in list(self.conns.values()):
-            self._drop(conn)
-        for pid in list(self.children):
+            self._hang_up(pid, None)
+        for pid in self.children:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         self.children.clear()
         self.selector.close()
         self.listener.close()
-        try:
-            if os.stat(self.path).st_ino == self.inode:
-                os.unlink(self.path)
-        except OSError:
-            pass
+        self.control.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        with contextlib.suppress(OSError):  # if run was killed outright, nobody else removes it (#16)
+            os.rmdir(os.path.dirname(self.path))
+
+
+def _send(sock: socket.socket, message: dict[str, Any]) -> bool:
+    try:
+        sock.sendall(json.dumps(message).encode() + b"\n")
+    except OSError:
+        return False
+    return True
 
 
 def _killpg(pgid: int, signum: int) -> None:
@@ -661,43 +496,44 @@ def _close_fds(fds: list[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-    fds.clear()
 
 
 def _libc() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
     import ctypes
 
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
+    with contextlib.suppress(OSError):
+        return ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------------- child
 
 
-def _child(request: dict[str, Any], fds: list[int], server: _Server) -> NoReturn:
-    """Become the caller's stage process, run its script, exit with the status CPython would have given."""
-    try:
-        os.setpgid(0, 0)  # one group per stage, so the server can kill the stage with all its subprocesses
-        if server.libc is not None:
-            server.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with the server...
-        if os.getppid() != server.pid:
-            os._exit(1)  # ... including when it died before prctl ran
-        server.close_inherited(keep=fds)
-        _reset_signals(set(request["ignored_signals"]))
-        _take_stdio(fds, bool(request.get("unbuffered")))
-        _become(request, server.added_env)
-    except BaseException:
-        import traceback
+def _child(request: dict[str, Any], fds: list[int], server: _Server) -> int:
+    """Become the caller's stage process and run its script as ``__main__``; its status, or its exception raised.
 
-        traceback.print_exc()
-        _flush_std()
-        os._exit(1)
-    status, sigint = _run_script(request["script"])
-    _exit(status, sigint)
+    Called with the server's frames unwound (:class:`_Forked`): an exception or ``SystemExit`` from the script
+    reaches the interpreter's top level, which reports it and exits as it would after ``python SCRIPT``.
+    """
+    os.setpgid(0, 0)  # one group per stage, so the server can kill the stage with all its subprocesses
+    if server.libc is not None:
+        server.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with the server...
+    if os.getppid() != server.pid:
+        os._exit(1)  # ... including when it died before prctl ran (nothing of the stage's to clean up yet)
+    server.close_inherited()
+    _reset_signals(set(request["ignored_signals"]))
+    _take_stdio(fds)
+    _become(request, server.added_env)
+    script = request["script"]
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+    try:
+        _exec_main(script)
+    except SystemExit:
+        raise
+    except BaseException:
+        sys.excepthook = _from_script(sys.excepthook, script)
+        raise
+    return 0
 
 
 def _reset_signals(ignored: set[int]) -> None:
@@ -711,76 +547,52 @@ def _reset_signals(ignored: set[int]) -> None:
             wanted = signal.default_int_handler
         else:
             wanted = signal.SIG_DFL
-        try:
+        with contextlib.suppress(OSError, ValueError):
             if signal.getsignal(signum) is not wanted:
                 signal.signal(signum, wanted)
-        except (OSError, ValueError):
-            pass
-    with contextlib.suppress(ValueError):
-        signal.set_wakeup_fd(-1)
 
 
-def _take_stdio(fds: list[int], unbuffered: bool) -> None:
-    """The caller's fds become 0, 1, 2, with new ``sys.std*`` objects (buffered as at start-up, for the new fds)."""
+def _take_stdio(fds: list[int]) -> None:
+    """The caller's fds become 0, 1, 2, with new ``sys.std*`` objects made as CPython made the server's at start-up.
+
+    Encoding and buffering can be the server's: the caller's locale and PYTHON* variables are the same (or refused).
+    """
+    import io
+
     old = [sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__]
-    encoding = getattr(sys.__stdout__, "encoding", None) or "utf-8"
+    unbuffered = bool(getattr(sys.__stdout__, "write_through", False))  # PYTHONUNBUFFERED
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     _close_fds(fds)
-    stdin = _stdio(0, "r", "<stdin>", getattr(sys.__stdin__, "encoding", None) or encoding, "strict", False)
-    stdout = _stdio(1, "w", "<stdout>", encoding, getattr(sys.__stdout__, "errors", None) or "strict", unbuffered)
-    stderr = _stdio(
-        2, "w", "<stderr>", getattr(sys.__stderr__, "encoding", None) or encoding, "backslashreplace", unbuffered
-    )
-    sys.stdin = sys.__stdin__ = stdin
-    sys.stdout = sys.__stdout__ = stdout
-    sys.stderr = sys.__stderr__ = stderr
+    new = []
+    for fd, like in enumerate(old[3:]):
+        raw = io.FileIO(fd, "w" if fd else "r", closefd=False)
+        raw.name = f"<{('stdin', 'stdout', 'stderr')[fd]}>"  # type: ignore[misc]
+        writes_through = unbuffered and fd > 0  # stdin is buffered even then
+        buffer: Any = raw if writes_through else (io.BufferedWriter if fd else io.BufferedReader)(raw)
+        line_buffering = fd > 0 and not writes_through and (fd == 2 or raw.isatty())
+        encoding, errors = getattr(like, "encoding", None) or "utf-8", getattr(like, "errors", None) or "strict"
+        stream = io.TextIOWrapper(buffer, encoding, errors, "\n", line_buffering, writes_through)
+        stream.mode = raw.mode  # type: ignore[misc]
+        new.append(stream)
+    sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = new
     # Loggers configured at import time (transformers' does) hold the server's stream objects: point them here.
     logging = sys.modules.get("logging")
     if logging is not None:
-        replace = {id(o): n for o, n in zip(old, [stdin, stdout, stderr] * 2, strict=True) if o is not None}
-        loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
-        for logger in loggers:
+        replace = {id(o): n for o, n in zip(old, new * 2, strict=True) if o is not None}
+        for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
             for handler in getattr(logger, "handlers", []):
                 stream = getattr(handler, "stream", None)
                 if isinstance(handler, logging.StreamHandler) and id(stream) in replace:
                     handler.stream = replace[id(stream)]
 
 
-def _stdio(fd: int, mode: str, name: str, encoding: str, errors: str, unbuffered: bool) -> Any:
-    import io
-
-    raw = io.FileIO(fd, mode, closefd=False)
-    raw.name = name  # type: ignore[misc]
-    if unbuffered:
-        buffer: Any = raw
-    elif mode == "r":
-        buffer = io.BufferedReader(raw)
-    else:
-        buffer = io.BufferedWriter(raw)
-    line_buffering = mode == "w" and not unbuffered and (fd == 2 or raw.isatty())
-    text = io.TextIOWrapper(
-        buffer, encoding=encoding, errors=errors, newline="\n", line_buffering=line_buffering, write_through=unbuffered
-    )
-    text.mode = mode  # type: ignore[misc]
-    return text
-
-
 def _become(request: dict[str, Any], added_env: dict[str, str]) -> None:
-    """Take the caller's cwd, environment, argv, umask, CPU affinity and niceness; forget this checkout's embedlab."""
+    """Take the caller's cwd, environment, argv and umask; forget this checkout's embedlab."""
     import importlib
 
     os.chdir(request["cwd"])
     os.umask(int(request["umask"]))
-    if request.get("affinity") and hasattr(os, "sched_setaffinity"):
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, request["affinity"])
-    if hasattr(os, "nice"):
-        try:
-            if int(request["nice"]) > os.nice(0):
-                os.nice(int(request["nice"]) - os.nice(0))
-        except OSError:
-            pass
     env = dict(request["env"])
     # Without the socket variable, the script's own run_stage runs its main here instead of delegating again.
     env.pop(ENV_SOCKET, None)
@@ -794,29 +606,12 @@ def _become(request: dict[str, Any], added_env: dict[str, str]) -> None:
         del sys.modules[name]
     sys.argv = list(request["argv"])
     sys.orig_argv = list(request["orig_argv"])
-    if not getattr(sys.flags, "safe_path", False):  # Python 3.11+ (-P)
-        script = request["script"]
-        sys.path[0] = os.path.dirname(os.path.realpath(script))  # what `python SCRIPT` puts first
+    sys.executable = request["executable"]  # the same file (refused otherwise), as the caller names it
+    sys.path[0] = os.path.dirname(os.path.realpath(request["script"]))  # what `python SCRIPT` puts first
     importlib.invalidate_caches()
     numpy_random = sys.modules.get("numpy.random")
     if numpy_random is not None:
         numpy_random.seed()  # every child would otherwise draw the same numbers (`random` reseeds itself at fork)
-
-
-def _run_script(script: str) -> tuple[int, bool]:
-    """Run ``script`` as ``__main__``; its exit status as CPython's, and whether KeyboardInterrupt ended it."""
-    try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
-        _exec_main(script)
-    except SystemExit as exc:
-        return _exit_status(exc.code), False
-    except KeyboardInterrupt as exc:
-        _print_exception(exc, script)
-        return 1, True
-    except BaseException as exc:
-        _print_exception(exc, script)
-        return 1, False
-    return 0, False
 
 
 def _exec_main(script: str) -> None:
@@ -836,58 +631,15 @@ def _exec_main(script: str) -> None:
     exec(code, module.__dict__)
 
 
-def _exit_status(code: object) -> int:
-    """``SystemExit.code`` to a status: None is 0, an int itself, anything else printed to stderr and 1."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    with contextlib.suppress(Exception):
-        print(code, file=sys.stderr)
-    return 1
+def _from_script(hook: Callable[..., Any], script: str) -> Callable[..., None]:
+    """``hook`` given the traceback ``python SCRIPT`` prints: from the script's first frame on, none of the server's."""
 
+    def excepthook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+        while tb is not None and tb.tb_frame.f_code.co_filename != script:
+            tb = tb.tb_next
+        hook(kind, exc.with_traceback(tb), tb)  # the default hook prints exc.__traceback__, not tb
 
-def _print_exception(exc: BaseException, script: str) -> None:
-    """The traceback ``python SCRIPT`` prints: from the script's first frame on, without this module's."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != script:
-        tb = tb.tb_next
-    with contextlib.suppress(Exception):
-        sys.excepthook(type(exc), exc.with_traceback(tb), tb)
-
-
-def _exit(status: int, sigint: bool) -> NoReturn:
-    """Finish like the interpreter: join non-daemon threads, run atexit callbacks, flush stdio; then ``_exit``."""
-    import atexit
-    import threading
-
-    try:
-        threading._shutdown()  # type: ignore[attr-defined]
-    except KeyboardInterrupt:
-        sigint = True
-    except Exception:
-        pass
-    try:
-        atexit._run_exitfuncs()
-    except KeyboardInterrupt:
-        sigint = True
-    if not _flush_std() and status == 0:
-        status = 120  # CPython's status when stdout cannot be flushed at exit
-    if sigint:  # CPython ends an uncaught KeyboardInterrupt by dying of SIGINT, so its parent sees the signal
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    os._exit(status)
-
-
-def _flush_std() -> bool:
-    ok = True
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            ok = False
-    return ok
+    return excepthook
 
 
 # ------------------------------------------------------------------------------------------------------------ run
@@ -896,53 +648,72 @@ def _flush_std() -> bool:
 def run(cmd: Sequence[str], preload: Sequence[str]) -> int:
     """Start a private server, run ``cmd`` with ``$EMBEDLAB_WARM`` set, stop the server; ``cmd``'s exit status.
 
-    The server lives in a 0700 temp dir, in its own process group (a Ctrl-C at the terminal reaches ``cmd``, which
-    decides how to stop, not the server under it). If the server fails to start, ``cmd`` runs without it.
+    The server lives in a 0700 temp dir named after this process, in its own process group (a Ctrl-C at the terminal
+    reaches ``cmd``, which decides how to stop, not the server under it). If the server fails to start, ``cmd`` runs
+    without it. Directories left by a ``run`` killed outright together with its server are removed first (#16).
     """
     import shutil
     import subprocess
     import tempfile
 
-    tmp = tempfile.mkdtemp(prefix="embedlab-warm-")
-    path = os.path.join(tmp, "sock")
+    _remove_stale_dirs(tempfile.gettempdir())
+    tmp = tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-")
+    control, server_end = socket.socketpair()  # see _serve: "ready" comes back on it, closing it stops the server
     server: subprocess.Popen[bytes] | None = None
     try:
         env = {k: v for k, v in os.environ.items() if k != ENV_SOCKET}
         src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        argv = [sys.executable, "-c", _BOOT, src, "serve", "--socket", path, "--preload", ",".join(preload)]
-        argv += ["--parent", str(os.getpid())]
+        argv = [sys.executable, "-c", _BOOT, src, os.path.join(tmp, "sock"), ",".join(preload)]
         group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
-        server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd=tmp, env=env, **group)  # type: ignore[call-overload]
-        if _wait_ready(server, path):
-            env[ENV_SOCKET] = path
+        with server_end:
+            server = subprocess.Popen(argv, stdin=server_end, cwd=tmp, env=env, **group)  # type: ignore[call-overload]
+        control.settimeout(READY_TIMEOUT_S)
+        try:
+            ready = control.recv(16) == b"ready\n"  # one 6-byte send on a unix socket arrives whole
+        except OSError:
+            ready = False
+        if ready:
+            env[ENV_SOCKET] = os.path.join(tmp, "sock")
         else:
-            _note(f"the server did not start (exit {server.returncode}); running without it")
+            _note(f"the server did not start (exit {server.poll()}); running without it")
         return _run_command(cmd, env)
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
     finally:
+        control.close()
         if server is not None:
-            _stop_server(server)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _same_file(executable: str) -> bool:
-    """Whether ``executable`` is this interpreter (``python`` and ``python3`` in one venv are the same file)."""
+def _remove_stale_dirs(parent: str) -> None:
+    """Remove this user's ``embedlab-warm-PID-*`` directories whose ``run`` (PID) is gone."""
+    import shutil
+    import stat
+
+    with contextlib.suppress(OSError), os.scandir(parent) as entries:
+        for entry in entries:
+            match = _DIR_NAME.match(entry.name)
+            if match is None or _alive(int(match[1])):
+                continue
+            with contextlib.suppress(OSError):
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+                    shutil.rmtree(entry.path)
+
+
+def _alive(pid: int) -> bool:
     try:
-        return os.path.samefile(executable, sys.executable)
-    except OSError:
-        return executable == sys.executable
-
-
-def _wait_ready(server: Any, path: str) -> bool:
-    import time
-
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while server.poll() is None and time.monotonic() < deadline:
-        if os.path.exists(path):
-            return True
-        time.sleep(0.02)
-    return False
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 def _run_command(cmd: Sequence[str], env: dict[str, str]) -> int:
@@ -987,48 +758,23 @@ def _from_terminal() -> bool:
     return False
 
 
-def _stop_server(server: Any) -> None:
-    import subprocess
-
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-# ------------------------------------------------------------------------------------------------------------ CLI
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m embedlab.warm {run,serve}``: see the module docstring."""
+    """``python -m embedlab.warm run [--preload M,...] -- CMD [ARG...]``: see the module docstring."""
     import argparse
 
     args = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m embedlab.warm", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    preload_help = f"comma-separated modules to import once (default: {','.join(DEFAULT_PRELOAD)})"
-    run_p = sub.add_parser("run", help="run CMD with a private warm server", usage="%(prog)s [--preload M,...] -- CMD")
-    run_p.add_argument("--preload", default=",".join(DEFAULT_PRELOAD), help=preload_help)
-    serve_p = sub.add_parser("serve", help="serve until SIGTERM/SIGINT; export EMBEDLAB_WARM=PATH to use it")
-    serve_p.add_argument("--socket", required=True, help="unix socket path to listen on")
-    serve_p.add_argument("--preload", default=",".join(DEFAULT_PRELOAD), help=preload_help)
-    serve_p.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)  # set by `run`
-    cmd: list[str] = []
-    if args[:1] == ["run"] and not {"-h", "--help"} & set(args[: args.index("--") if "--" in args else None]):
-        if "--" not in args:
-            run_p.error("give the command after --, e.g. python -m embedlab.warm run -- dvc repro")
-        split = args.index("--")
-        args, cmd = args[:split], args[split + 1 :]
-        if not cmd:
-            run_p.error("no command after --")
-    opts = parser.parse_args(args)
-    preload = [m.strip() for m in opts.preload.split(",") if m.strip()]
-    if opts.command == "run":
-        return run(cmd, preload)
-    return serve(opts.socket, preload, opts.parent)
+    split = args.index("--") if "--" in args else len(args)
+    parser = argparse.ArgumentParser(
+        prog="python -m embedlab.warm",
+        usage="%(prog)s run [--preload M,...] -- CMD [ARG...]",
+        description="Run CMD (dvc repro) with a private warm server for its stages (see embedlab/warm.py).",
+    )
+    parser.add_argument("command", choices=["run"], help="the one mode: run CMD with a private server")
+    parser.add_argument("--preload", default=",".join(DEFAULT_PRELOAD), help="comma-separated modules to import once")
+    opts = parser.parse_args(args[:split])
+    if not args[split + 1 :]:
+        parser.error("give the command after --, e.g. python -m embedlab.warm run -- dvc repro")
+    return run(args[split + 1 :], [m.strip() for m in opts.preload.split(",") if m.strip()])
 
 
 if __name__ == "__main__":
