@@ -42,10 +42,10 @@ def datasets(rows: int):
 
 def book_model(kind: str):
     """The book's models: the pretrained MiniLM (fine-tuning) or its transformer + mean pooling (AugSBERT)."""
-    from embedlab import augsbert
+    from embedlab.encoders import new_encoder
     from embedlab.models import load_sentence_transformer
 
-    model = load_sentence_transformer(BASE, device="cpu") if kind == "finetune" else augsbert.build_bi_encoder(BASE)
+    model = load_sentence_transformer(BASE, device="cpu") if kind == "finetune" else new_encoder(BASE)
     model.max_seq_length = MAX_SEQ
     return model
 

@@ -42,10 +42,11 @@ def main() -> None:
     sd = load_file(C / "minilm16" / "model.safetensors")
     save_file({k: v.float().contiguous() for k, v in sd.items()}, base / "model.safetensors", metadata={"format": "pt"})
 
-    from embedlab.evaluation import evaluate_model, sts_evaluator
+    from embedlab.evaluation import evaluate_model_with_scores, sts_evaluator
     from embedlab.finetune import run_finetune
     from embedlab.io import read_parquet
     from embedlab.models import load_sentence_transformer
+    from embedlab.stats import intervals
     from embedlab.training import TrainSettings
 
     cols = ["sentence1", "sentence2", "score"]
@@ -58,7 +59,8 @@ def main() -> None:
 
     def score(model_path) -> dict:
         m = load_sentence_transformer(str(model_path))
-        r = evaluate_model(m, sets, batch_size=256, resamples=1000, seed=42)
+        r, pair_scores = evaluate_model_with_scores(m, sets, batch_size=256)
+        r["ci95"] = intervals(pair_scores, resamples=1000, seed=42)
         return {
             "stsb_validation": r["spearman_cosine"],
             "stsb_test": r["stsb_test"]["spearman_cosine"],

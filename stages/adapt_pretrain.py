@@ -22,12 +22,15 @@ def main() -> None:
     from embedlab.models import resolve_model
 
     resolve_model(d.base_model)  # fail on a bad name before reading data or importing torch
+    from embedlab.cards import stage_card
     from embedlab.evaluation import read_curve_pairs
     from embedlab.io import read_parquet
-    from embedlab.unsupervised import describe, train_checked
+    from embedlab.tsdae import check_learned, run_tsdae
+    from embedlab.unsupervised import describe, train_unsupervised
 
-    stats = train_checked(
-        "tsdae",
+    keys = ["domain.base_model", "domain.pooling", "domain.del_ratio", "domain.heldout", "domain.tsdae"]
+    stats = train_unsupervised(
+        run_tsdae,
         d.base_model,
         read_parquet("data/domain/corpus.parquet", ["text"])["text"][: d.tsdae.max_rows],
         d.tsdae.settings(p.seed),
@@ -39,6 +42,8 @@ def main() -> None:
         eval_batch_size=p.evaluate.batch_size,
         del_ratio=d.del_ratio,
         heldout=d.heldout,
+        check=check_learned,
+        card=stage_card(p, "adapt_pretrain", Path("models") / NAME, keys, d.base_model),
     )
     if stats is not None:
         print(describe(f"{NAME} (TSDAE on Twitter)", stats))

@@ -26,7 +26,8 @@ DIGITS = 6  # 1e-6: far below any CI's width, yet float noise in the last bits n
 
 def headline(metrics: dict[str, Any], sets: list[str]) -> dict[str, dict[str, float]]:
     """``{set: {"spearman_cosine": x, "ci95_low": lo, "ci95_high": hi}}``: the numbers compared across runs."""
-    from embedlab.evaluation import CI_KEY, CI_METRIC, HEADLINE_SET
+    from embedlab.evaluation import HEADLINE_SET
+    from embedlab.stats import CI_KEY, CI_METRIC
 
     out = {}
     for eval_set in sets:
@@ -52,6 +53,7 @@ def main() -> None:
     from embedlab.evaluation import evaluate_model_with_scores
     from embedlab.io import atomic_path, read_parquet, write_json, write_parquet
     from embedlab.models import load_sentence_transformer, resolve_model
+    from embedlab.stats import CI_KEY, intervals
 
     spec = p.evaluate.models[name]
     resolve_model(spec.model)  # fail on a bad name before reading data or importing torch
@@ -61,15 +63,14 @@ def main() -> None:
     }
     model = load_sentence_transformer(spec.model)
     boot = p.evaluate.bootstrap
-    metrics, pair_scores = evaluate_model_with_scores(
-        model, sets, batch_size=p.evaluate.batch_size, resamples=boot.resamples, seed=boot.seed
-    )
+    metrics, pair_scores = evaluate_model_with_scores(model, sets, batch_size=p.evaluate.batch_size)
+    metrics[CI_KEY] = intervals(pair_scores, resamples=boot.resamples, seed=boot.seed)
     write_parquet(Path("data/eval_scores") / f"{name}.parquet", pair_scores)
     write_json(Path("metrics/details") / f"{name}.json", metrics)
     with atomic_path(Path("metrics") / f"{name}.json") as tmp:  # in evaluate.sets order (validation first), not sorted
         tmp.write_text(json.dumps(headline(metrics, list(p.evaluate.sets)), indent=2) + "\n", encoding="utf-8")
     write_json(Path("metrics/env") / f"{name}.json", library_versions())  # not a metric: what produced them
-    ci = metrics["ci95"]["stsb_validation"]["spearman_cosine"]
+    ci = metrics[CI_KEY]["stsb_validation"]["spearman_cosine"]
     print(
         f"{name}: spearman_cosine {metrics['spearman_cosine']:.4f} on STS-B validation "
         f"(95% CI {ci['low']:.4f}-{ci['high']:.4f}, {boot.resamples} resamples)"

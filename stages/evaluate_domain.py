@@ -2,7 +2,8 @@
 
 Variants: `zero-shot` (the base model as is), `domain-tsdae` (TSDAE on Twitter only), `domain-finetune` (NLI
 fine-tuning, no TSDAE), `domain-adapted` (TSDAE then the same fine-tuning). AP of the cosine similarity against
-the paraphrase labels on PIT-2015 test and Twitter URL test, and their mean, TwitterPara (TSDAE paper).
+the paraphrase labels on PIT-2015 test and Twitter URL test, and their mean, TwitterPara (TSDAE paper). Usage
+(dvc.yaml's foreach): `evaluate_domain.py VARIANT MODEL`.
 
 Written as `{set: {"average_precision": x}}` (`pit2015`, `twitter_url`, `twitterpara`), the `<set>.<metric>` shape of
 the evaluate stage's headline, so `dvc metrics show/diff` and `python -m embedlab.compare` read both alike.
@@ -16,22 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this che
 from embedlab.errors import ParamsError, run_stage
 from embedlab.params import load_params
 
-VARIANTS = {
-    "zero-shot": None,  # the base model
-    "domain-tsdae": "models/domain-tsdae",
-    "domain-finetune": "models/domain-finetune",
-    "domain-adapted": "models/domain-adapted",
-}
-
 
 def main() -> None:
     p = load_params()
-    if len(sys.argv) != 2 or sys.argv[1] not in VARIANTS:
-        raise ParamsError(f"usage: evaluate_domain.py VARIANT with VARIANT one of {sorted(VARIANTS)}", "see dvc.yaml")
-    variant = sys.argv[1]
+    if len(sys.argv) != 3:
+        raise ParamsError("usage: evaluate_domain.py VARIANT MODEL", "see stage evaluate_domain in dvc.yaml")
+    variant, name = sys.argv[1:]
     from embedlab.models import resolve_model
 
-    name = VARIANTS[variant] or p.domain.base_model
     resolve_model(name)  # fail on a missing model before reading data or importing torch
     from embedlab import domain
     from embedlab.io import read_parquet, write_json

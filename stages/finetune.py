@@ -1,6 +1,6 @@
 """Stage `finetune@<recipe>` (10.5.1): the pretrained embedder fine-tuned on the NLI pool with one recipe.
 
-`book` is the book's code (every pair an MNRL positive); `improved` is described in src/embedlab/finetune.py.
+`book` is the book's code (every pair an MNRL positive); the others are described in src/embedlab/finetune.py.
 Settings per recipe under `finetune.recipes`. The model goes to models/finetune-<recipe>, its curves (loss,
 learning rate, STS-B validation score) to plots/finetune/<recipe>.
 """
@@ -21,14 +21,18 @@ def main() -> None:
         raise ParamsError(f"usage: finetune.py RECIPE with RECIPE one of {sorted(f.recipes)}", "see finetune.recipes")
     recipe = sys.argv[1]
     run = f.recipes[recipe]
+    from embedlab.finetune import get_recipe
     from embedlab.models import resolve_model
 
-    resolve_model(f.base_model)  # fail on a bad name before reading data or importing torch
+    get_recipe(recipe)  # fail on an unknown recipe or a bad model name before reading data or importing torch
+    resolve_model(f.base_model)
+    from embedlab.cards import stage_card
     from embedlab.evaluation import read_curve_pairs, sts_evaluator
     from embedlab.finetune import run_finetune
     from embedlab.io import read_parquet
     from embedlab.launch import is_main_process
-    from embedlab.scratch import NLI_COLUMNS, first_rows, sts_score
+    from embedlab.nli import NLI_COLUMNS, first_rows
+    from embedlab.training import sts_score
 
     nli = first_rows(read_parquet("data/prepared/nli.parquet", NLI_COLUMNS), run.max_rows)
     evaluator = sts_evaluator(
@@ -36,6 +40,7 @@ def main() -> None:
         "stsb_validation",
     )
     name = f"finetune-{recipe}"
+    keys = ["finetune.base_model", f"finetune.recipes.{recipe}"]
     stats = run_finetune(
         f.base_model,
         nli,
@@ -45,6 +50,7 @@ def main() -> None:
         checkpoint_dir=Path("checkpoints") / name,
         live_dir=Path("plots/finetune") / recipe,
         evaluator=evaluator,
+        card=stage_card(p, f"finetune@{recipe}", Path("models") / name, keys, f.base_model),
     )
     if not is_main_process():  # under torchrun every rank trains; rank 0 evaluates, saves and reports
         return

@@ -13,6 +13,7 @@ def main() -> None:
     p = load_params()
     from embedlab import data
     from embedlab.io import write_json, write_parquet
+    from embedlab.nli import NLI_LABELS
 
     source = data.resolve_source(p.data.source, p.data.resolved_local_dir(), p.data.revisions)
     nli, nli_info = data.load_nli(source, p.prepare.nli_size, seed=p.seed)
@@ -35,7 +36,7 @@ def main() -> None:
         write_parquet(Path("data/eval") / f"{name}.parquet", ds)
 
     def label_counts(ds) -> dict[str, int]:
-        names = {v: k for k, v in data.NLI_LABELS.items()}
+        names = {v: k for k, v in NLI_LABELS.items()}
         counts: dict[str, int] = {}
         for label in ds["label"]:
             counts[names[label]] = counts.get(names[label], 0) + 1

@@ -4,7 +4,9 @@
 * `augsbert-gold-only`: the gold pairs alone;
 * `augsbert-full-gold`: gold + the silver pool with its TRUE labels (the book's upper bound).
 
-All are de-duplicated on (sentence1, sentence2) keeping gold, as the book does.
+All are de-duplicated on (sentence1, sentence2) keeping gold, as the book does. Usage (dvc.yaml's foreach):
+`train_augsbert.py NAME DATA`, DATA the pairs added to gold: a prepared NLI file (true labels, mapped like gold's;
+gold itself for gold-only, which de-duplication reduces to gold) or the silver-labelled pairs.
 """
 
 import sys
@@ -15,36 +17,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this che
 from embedlab.errors import ParamsError, run_stage
 from embedlab.params import load_params
 
-VARIANTS = {
-    "augsbert": "data/silver/labeled.parquet",
-    "augsbert-gold-only": None,
-    "augsbert-full-gold": "data/prepared/silver.parquet",
-}
-
 
 def main() -> None:
     p = load_params()
-    if len(sys.argv) != 2 or sys.argv[1] not in VARIANTS:
-        raise ParamsError(f"usage: train_augsbert.py NAME with NAME one of {sorted(VARIANTS)}", "see dvc.yaml")
-    name = sys.argv[1]
+    if len(sys.argv) != 3:
+        raise ParamsError("usage: train_augsbert.py NAME DATA", "see stage train_augsbert in dvc.yaml")
+    name, silver_path = sys.argv[1:]
     t = p.train_augsbert
     from embedlab import augsbert
+    from embedlab.cards import stage_card
+    from embedlab.encoders import new_encoder
     from embedlab.io import read_parquet
     from embedlab.models import resolve_model
 
     resolve_model(t.base)  # fail on a bad name before reading data or importing torch
     nli_columns = ["premise", "hypothesis", "label"]
     gold = augsbert.binary_pairs(read_parquet("data/prepared/gold.parquet", nli_columns))
-    silver_path = VARIANTS[name]
-    if silver_path is None:
-        silver = None
-    elif silver_path.startswith("data/prepared/"):  # true labels, mapped exactly like gold's
+    if silver_path.startswith("data/prepared/"):  # true labels, mapped exactly like gold's
         silver = augsbert.binary_pairs(read_parquet(silver_path, nli_columns))
     else:
         silver = read_parquet(silver_path, augsbert.PAIR_COLUMNS)
     pairs = augsbert.combine(gold, silver)
     settings = t.settings(p.seed)
-    model = augsbert.build_bi_encoder(t.base, t.max_seq_length, p.seed)
+    model = new_encoder(t.base, "mean", t.max_seq_length, p.seed)  # the book's SentenceTransformer(base)
     run = augsbert.train_bi_encoder(
         model,
         pairs,
@@ -52,6 +47,7 @@ def main() -> None:
         Path("models") / name,
         checkpoint_dir=Path("checkpoints") / name,
         live_dir=Path("plots/train_augsbert") / name,
+        card=stage_card(p, f"train_augsbert@{name}", Path("models") / name, ["train_augsbert"], t.base),
     )
     print(
         f"{name}: {len(pairs)} pairs ({len(gold)} gold + {len(pairs) - len(gold)} silver after de-duplication), "

@@ -4,6 +4,7 @@ A held-out slice of gold measures it (metrics/cross_encoder.json); a model that 
 is refused (exit 2, no model written), because labelling silver pairs with it would only add noise.
 """
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def main() -> None:
     p = load_params()
     c = p.cross_encoder
     from embedlab import augsbert
+    from embedlab.cards import stage_card
     from embedlab.io import read_parquet, write_json
     from embedlab.models import resolve_model
     from embedlab.training import publish
@@ -53,7 +55,10 @@ def main() -> None:
         augsbert.check_cross_encoder(metrics)
     elif not metrics["beats_majority"]:
         print("warning: the cross-encoder does not beat the majority class (refuse_below_majority is off)")
-    publish(model, MODEL_DIR, checkpoint_dir=CHECKPOINTS, live_dir=CURVES)  # model, curves, then no checkpoints
+    card = stage_card(p, "train_cross_encoder", MODEL_DIR, ["cross_encoder"], c.base)
+    scores = {f"holdout {k}": v for k, v in metrics.items() if isinstance(v, float)}
+    card = dataclasses.replace(card, metrics=scores, data={"gold pairs (train)": len(train_pairs)})
+    publish(model, MODEL_DIR, checkpoint_dir=CHECKPOINTS, live_dir=CURVES, card=card)  # model, curves, no checkpoints
 
 
 if __name__ == "__main__":

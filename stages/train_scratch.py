@@ -27,15 +27,19 @@ def main() -> None:
 
     resolve_model(t.base_model)  # fail on a bad name before reading data or importing torch
     from embedlab import scratch
+    from embedlab.cards import stage_card
     from embedlab.evaluation import read_curve_pairs, sts_evaluator
     from embedlab.io import read_parquet
+    from embedlab.nli import NLI_COLUMNS, first_rows
+    from embedlab.training import sts_score
 
-    nli = scratch.first_rows(read_parquet("data/prepared/nli.parquet", scratch.NLI_COLUMNS), run.max_rows)
+    nli = first_rows(read_parquet("data/prepared/nli.parquet", NLI_COLUMNS), run.max_rows)
     evaluator = sts_evaluator(
         read_curve_pairs(p.evaluate.curve_pairs),
         "stsb_validation",
     )
     name = f"scratch-{loss_name}"
+    keys = ["train_scratch.base_model", f"train_scratch.losses.{loss_name}"]
     stats = scratch.run_scratch(
         t.base_model,
         nli,
@@ -45,8 +49,9 @@ def main() -> None:
         checkpoint_dir=Path("checkpoints") / name,
         live_dir=Path("plots/train_scratch") / loss_name,
         evaluator=evaluator,
+        card=stage_card(p, f"train_scratch@{loss_name}", Path("models") / name, keys, t.base_model),
     )
-    score = scratch.sts_score(stats["final_eval"])
+    score = sts_score(stats["final_eval"])
     print(
         f"{name}: {stats['data']} from {len(nli)} NLI rows, {stats['steps']} steps in {stats['train_seconds']:.0f} s, "
         f"train loss {stats['train_loss']:.4f}, STS-B validation spearman_cosine {score:.4f}"

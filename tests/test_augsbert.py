@@ -231,7 +231,9 @@ def test_combine_deduplicates_keeping_gold_like_the_book():
 
 
 def test_bi_encoder_is_transformer_plus_new_mean_pooling():
-    model = augsbert.build_bi_encoder("sentence-transformers/all-MiniLM-L6-v2", max_seq_length=64)
+    from embedlab.encoders import new_encoder
+
+    model = new_encoder("sentence-transformers/all-MiniLM-L6-v2", "mean", max_seq_length=64)
     assert [type(m).__name__ for m in model] == ["Transformer", "Pooling"]
     assert model[1].pooling_mode == "mean" and model.max_seq_length == 64
 

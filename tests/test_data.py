@@ -166,3 +166,52 @@ def test_non_utf8_and_unknown_label(tmp_path):
     dev_pool(tmp_path, snli_1_0_dev=NLI_HEADER + "1,a,b,maybe\n")
     with pytest.raises(DataError, match="label 'maybe' is not one of"):
         data.load_nli(local(tmp_path), 1)
+
+
+# ---------------------------------------------------------------------------------------------- hub source
+
+
+def test_hub_source_loads_the_pinned_commits_with_the_local_columns(monkeypatch):
+    """The hub path (embedlab.hub_data) without a network: a fake ``load_dataset`` records what is asked."""
+    import datasets
+    from datasets import Dataset
+
+    tables = {
+        ("nyu-mll/glue", "mnli"): {"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "label": [0, 2], "idx": [0, 1]},
+        ("nyu-mll/glue", "stsb"): {"sentence1": ["a"], "sentence2": ["b"], "label": [4.5], "idx": [0]},
+        ("mteb/stsbenchmark-sts", None): {"sentence1": ["c"], "sentence2": ["d"], "score": [1.0], "split": ["test"]},
+        ("RobZamp/sick", None): {"sentence_A": ["e"], "sentence_B": ["f"], "relatedness_score": [3.2], "id": [1]},
+    }
+    calls = []
+
+    def fake_load_dataset(path, name=None, split=None, revision=None):
+        calls.append((path, name, split, revision))
+        return Dataset.from_dict(tables[(path, name)])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    revisions = {"nyu-mll/glue": "g1", "mteb/stsbenchmark-sts": "m1", "RobZamp/sick": "s1"}
+    hub = data.Source("hub", revisions=tuple(sorted(revisions.items())))
+    nli, info = data.load_nli(hub, 1)
+    assert nli.to_dict() == {"premise": ["p1"], "hypothesis": ["h1"], "label": [0]} and info["kind"] == "hub"
+    pairs = ["sentence1", "sentence2", "score"]
+    assert data.load_stsb(hub, "validation").to_dict() == dict(zip(pairs, (["a"], ["b"], [4.5]), strict=True))
+    assert data.load_eval_set(hub, "stsb_test").column_names == pairs
+    assert data.load_sickr(hub).to_dict() == dict(zip(pairs, (["e"], ["f"], [3.2]), strict=True))
+    assert calls == [
+        ("nyu-mll/glue", "mnli", "train", "g1"),
+        ("nyu-mll/glue", "stsb", "validation", "g1"),
+        ("mteb/stsbenchmark-sts", None, "test", "m1"),
+        ("RobZamp/sick", None, "test", "s1"),
+    ]
+    with pytest.raises(DataError, match="asked for 3 NLI rows but glue/mnli train has 2"):
+        data.load_nli(hub, 3)
+    with pytest.raises(DataError, match="no pinned revision for the Hub dataset RobZamp/sick"):
+        data.load_sickr(data.Source("hub", revisions=(("nyu-mll/glue", "g1"),)))
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    with pytest.raises(DataError, match=r"could not load nyu-mll/glue/stsb \(train\) at g1 .*no route") as err:
+        data.load_stsb(hub, "train")
+    assert "EMBEDLAB_DATA_DIR" in str(err.value)

@@ -4,10 +4,10 @@ Why each check exists (issue #18): DVC drew dvclive's points by row index (a poi
 held every file of every dvclive folder (187 charts, 15 empty, timings and throughput among them), and a fresh clone
 loaded vega from a CDN because the offline page was a pipeline output that only `dvc pull` brings.
 
-* Static: the committed page ``.dvc/plots/offline_page.html`` is what :func:`embedlab.report.offline_html_template`
-  makes with the installed vl-convert-python (the lock file's), and ``.dvc/config`` points at it; every curve chart is
-  drawn against ``step`` and lists the dvclive file of every training run; dvclive folders are plain outs; only the
-  evaluate stages declare metrics.
+* Static: the committed page ``.dvc/plots/offline_page.html`` is what
+  :func:`embedlab.offline_page.offline_html_template` makes with the installed vl-convert-python (the lock file's), and
+  ``.dvc/config`` points at it; every curve chart is drawn against ``step`` and lists the dvclive file of every
+  training run; dvclive folders are plain outs; only the evaluate stages declare metrics.
 * On the tiny pipeline (``conftest.tiny_repo``, read only): every point sits at the step it was logged at, each chart
   has data, the page has vega inline and no external script; a fresh ``git clone`` + ``dvc pull`` renders the same
   page offline, and ``dvc plots diff main other`` overlays the curves of both revisions.
@@ -25,11 +25,11 @@ import yaml
 from conftest import ROOT, run, run_dvc
 from test_declared import dvc_stages
 
-from embedlab import report
+from embedlab import offline_page
 
 PAGE = ".dvc/plots/offline_page.html"
 REGENERATE = (
-    'python -c "from pathlib import Path; from embedlab.report import offline_html_template as t; '
+    'python -c "from pathlib import Path; from embedlab.offline_page import offline_html_template as t; '
     f"Path('{PAGE}').write_text(t(), encoding='utf-8')\""
 )
 # Curve charts: the chart id, and the dvclive file (under each run's folder) whose runs it overlays.
@@ -87,7 +87,7 @@ def assert_offline_page(page: str, charts: int) -> None:
 def test_committed_offline_page_is_current_and_configured():
     """A fresh clone renders offline: the page is in git, current with the lock's vl-convert, and configured."""
     page = (ROOT / PAGE).read_text(encoding="utf-8")
-    assert page == report.offline_html_template(), f"{PAGE} is stale; regenerate it: {REGENERATE}"
+    assert page == offline_page.offline_html_template(), f"{PAGE} is stale; regenerate it: {REGENERATE}"
     assert "{plot_divs}" in page and "{scripts}" not in page  # DVC puts its CDN <script src> tags at {scripts}
     assert not re.search(r"<script[^>]*\bsrc\s*=", page, flags=re.IGNORECASE)
     assert re.search(r"vega [\d.]+, vega-lite 5\.[\d.]+, vega-embed [\d.]+", page)

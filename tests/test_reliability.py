@@ -107,7 +107,7 @@ PARAM_CASES = [
     ),
     (
         "nan-warmup",
-        ["train_augsbert.py", "augsbert"],
+        ["train_augsbert.py", "augsbert", "data/silver/labeled.parquet"],
         {"train_augsbert.warmup": float("nan")},
         ["train_augsbert.warmup = nan", "finite number"],
     ),
@@ -124,7 +124,7 @@ PARAM_CASES = [
     ),
     (
         "bf16-true-without-gpu",
-        ["train_augsbert.py", "augsbert"],
+        ["train_augsbert.py", "augsbert", "data/silver/labeled.parquet"],
         {"train_augsbert.bf16": True},
         ["train_augsbert.bf16 = True", "needs a CUDA GPU", "allowed here: auto | false"],
     ),
@@ -148,7 +148,7 @@ PARAM_CASES = [
             ("finetune.recipes.improved", ["finetune.py", "improved"]),
             ("unsupervised.simcse", ["prepare.py"]),
             ("unsupervised.ct", ["evaluate.py", "baseline"]),
-            ("domain.finetune", ["adapt_finetune.py", "finetune"]),
+            ("domain.finetune", ["adapt_finetune.py", "finetune", "models/base/all-MiniLM-L6-v2"]),
         ]
     ),
 ]

@@ -1,4 +1,4 @@
-"""Bootstrap intervals, paired tests, the results report and offline `dvc plots show`."""
+"""Bootstrap intervals and paired tests (embedlab.stats), the results report and offline `dvc plots show`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, run, run_dvc
 
-from embedlab import evaluation, report
-from embedlab.evaluation import METRIC_KEYS, bootstrap_ci, paired_bootstrap
+from embedlab import evaluation, offline_page, report, stats
+from embedlab.evaluation import METRIC_KEYS
+from embedlab.stats import bootstrap_ci, paired_bootstrap
 
 SETS = ["stsb_validation", "stsb_test", "sickr"]
 
@@ -35,7 +36,7 @@ def test_row_spearman_equals_scipy_with_ties():
     rng = np.random.default_rng(3)
     gold = rng.integers(0, 6, size=(5, 50)).astype(float)  # STS-like: many ties
     pred = rng.normal(size=(5, 50)).round(1)
-    rows = evaluation._spearman_rows(gold, pred)
+    rows = stats._spearman_rows(gold, pred)
     assert rows == pytest.approx([spearmanr(g, p)[0] for g, p in zip(gold, pred, strict=True)], abs=1e-12)
 
 
@@ -45,7 +46,7 @@ def test_bootstrap_ci_is_seeded_contains_the_score_and_narrows_with_more_pairs(g
     assert ci == bootstrap_ci(gold, pred, resamples=1000, seed=7)
     assert ci != bootstrap_ci(gold, pred, resamples=1000, seed=8)
     low, high = ci
-    assert low < evaluation.score(gold, pred) < high
+    assert low < stats.score(gold, pred) < high
     narrow = bootstrap_ci(np.tile(gold, 4), np.tile(pred, 4), resamples=1000, seed=7)
     assert narrow[1] - narrow[0] < 0.7 * (high - low)  # width ~ 1/sqrt(n): half with 4x the pairs
 
@@ -55,7 +56,7 @@ def test_bootstrap_ci_covers_the_population_value_about_95_percent_of_the_time()
     rng = np.random.default_rng(11)
     pop_gold = rng.uniform(0, 1, 50_000)
     pop_pred = pop_gold + rng.normal(0, 0.4, pop_gold.size)
-    truth = evaluation.score(pop_gold, pop_pred)
+    truth = stats.score(pop_gold, pop_pred)
     hits = 0
     for i in range(60):
         idx = rng.integers(0, pop_gold.size, 300)
@@ -91,7 +92,7 @@ def test_average_precision_metric_for_binary_labels():
     rng = np.random.default_rng(2)
     labels = (rng.uniform(size=400) < 0.3).astype(float)
     pred = labels + rng.normal(0, 0.8, 400)
-    assert evaluation.score(labels, pred, "average_precision") == pytest.approx(average_precision_score(labels, pred))
+    assert stats.score(labels, pred, "average_precision") == pytest.approx(average_precision_score(labels, pred))
     low, high = bootstrap_ci(labels, pred, metric="average_precision", resamples=1000, seed=0)
     assert low < average_precision_score(labels, pred) < high
 
@@ -101,6 +102,65 @@ def test_bootstrap_rejects_bad_input():
         bootstrap_ci([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="unknown bootstrap metric"):
         bootstrap_ci([1, 2, 3], [1, 2, 3], metric="kendall")
+
+
+def test_point_estimates_equal_scipys_spearmanr_and_pearsonr():
+    """score() and the row Pearson are hand-written for the resamples' sake; scipy gives the same numbers."""
+    from scipy.stats import pearsonr, spearmanr
+
+    rng = np.random.default_rng(4)
+    gold = rng.integers(0, 26, 1500) / 25  # STS-like gold: 26 levels, many ties
+    pred = gold + rng.normal(0, 0.3, gold.size)
+    assert abs(stats.score(gold, pred) - spearmanr(gold, pred).statistic) < 1e-12
+    assert abs(stats.score(gold, pred, "pearson") - pearsonr(gold, pred).statistic) < 1e-12
+    idx = rng.integers(0, gold.size, (200, gold.size))
+    rows = stats._pearson_rows(gold[idx], pred[idx])
+    assert np.abs(rows - pearsonr(gold[idx], pred[idx], axis=1).statistic).max() < 1e-12
+
+
+def _former_bootstrap(fn, samples, resamples, seed):
+    """The hand-written resampling scipy.stats.bootstrap replaced: seeded (200 x n) index matrices, chunk by chunk."""
+    rng = np.random.default_rng(seed)
+    n, out, done = len(samples[0]), [], 0
+    while done < resamples:
+        idx = rng.integers(0, n, size=(min(200, resamples - done), n))
+        out.append(fn(*(s[idx] for s in samples)))
+        done += len(idx)
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("resamples", [1000, 1100])
+def test_scipy_bootstrap_draws_exactly_the_former_resamples(gold, resamples):
+    """Committed CIs and p-values stay bit for bit: scipy.stats.bootstrap(paired=True) resamples as our code did."""
+    from scipy.stats import bootstrap
+
+    a, b = noisy(gold, 0.3, 1), noisy(gold, 0.35, 2)
+    spear = stats._spearman_rows
+    values = _former_bootstrap(spear, (gold, a), resamples, 42)
+    assert bootstrap_ci(gold, a, resamples=resamples, seed=42) == stats._interval(values, 0.95)
+    deltas = _former_bootstrap(lambda g, x, y: spear(g, y) - spear(g, x), (gold, a, b), resamples, 42)
+    test = paired_bootstrap(gold, a, b, resamples=resamples, seed=42)
+    assert (test["low"], test["high"]) == stats._interval(deltas, 0.95)
+    assert test["p_value"] == min(1.0, 2 * float((deltas >= 0).mean() if test["delta"] < 0 else (deltas <= 0).mean()))
+    # scipy's own percentile interval: the same up to the last bit (why stats._interval stays: module docstring)
+    ci = bootstrap(
+        (gold, a),
+        lambda g, p, axis=-1: spear(g, p),
+        paired=True,
+        vectorized=True,
+        batch=200,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(42),
+    ).confidence_interval
+    assert np.allclose((ci.low, ci.high), bootstrap_ci(gold, a, resamples=resamples, seed=42), rtol=0, atol=1e-12)
+
+
+def test_average_precision_resamples_with_one_class_are_dropped_not_nan():
+    """A resample with one class has no AP: dropped from the percentiles (scipy's interval would be NaN)."""
+    labels = np.array([1.0, 0, 0, 0, 0, 0, 0, 0])
+    low, high = bootstrap_ci(labels, np.linspace(1, 0, 8), metric="average_precision", resamples=1000, seed=0)
+    assert 0 < low <= high <= 1
 
 
 # --- evaluation with per-pair scores ----------------------------------------------------------------------------
@@ -137,21 +197,24 @@ def test_evaluate_model_encodes_once_and_gives_the_evaluators_numbers_with_inter
 
     model.encode = counting
 
-    metrics, frame = evaluation.evaluate_model_with_scores(model, sets, resamples=1000, seed=3)
-    assert calls == [16]  # one pass over both sets' distinct sentences; bootstrapping never re-encodes
+    metrics, frame = evaluation.evaluate_model_with_scores(model, sets)
+    assert calls == [16]  # one pass over both sets' distinct sentences
     model.encode = original
-    assert set(metrics) == {*METRIC_KEYS, "sickr", "ci95"} and list(metrics["sickr"]) == METRIC_KEYS
+    assert set(metrics) == {*METRIC_KEYS, "sickr"} and list(metrics["sickr"]) == METRIC_KEYS
     for name, dataset in sets.items():  # the evaluator's own two encoding passes, set by set
         got = {k: metrics[k] for k in METRIC_KEYS} if name == "stsb_validation" else metrics[name]
         assert got == pytest.approx(evaluation.evaluate_sts(model, dataset, name), abs=1e-6), name
     assert list(frame.columns) == evaluation.PAIR_SCORE_COLUMNS and len(frame) == 14
     val = frame[frame["set"] == "stsb_validation"]
     assert val["gold"].tolist() == pytest.approx([p[2] / 5 for p in pairs])
-    assert evaluation.score(val["gold"], val["cosine"]) == pytest.approx(metrics["spearman_cosine"], abs=1e-9)
-    ci = metrics["ci95"]["stsb_validation"]["spearman_cosine"]
+    assert stats.score(val["gold"], val["cosine"]) == pytest.approx(metrics["spearman_cosine"], abs=1e-9)
+    cis = stats.intervals(frame, resamples=1000, seed=3)  # what the evaluate stage writes as ci95; never re-encodes
+    assert list(cis) == ["stsb_validation", "sickr"] and set(cis["sickr"]) == {"spearman_cosine"}
+    ci = cis["stsb_validation"]["spearman_cosine"]
     assert (ci["low"], ci["high"]) == bootstrap_ci(val["gold"], val["cosine"], resamples=1000, seed=3)
-    # the old API is unchanged: no interval unless asked
-    assert "ci95" not in evaluation.evaluate_model(model, {"stsb_validation": ds})
+    assert evaluation.evaluate_model(model, {"stsb_validation": ds}) == pytest.approx(
+        {k: metrics[k] for k in METRIC_KEYS}, abs=1e-6
+    )
 
 
 # --- the report -------------------------------------------------------------------------------------------------
@@ -181,7 +244,7 @@ def fake_run(root: Path, models: dict[str, float]) -> Path:
         frames, metrics, cis = [], {}, {}
         for s, g in golds.items():
             cos = noisy(g, sd, 100 + i)
-            value = evaluation.score(g, cos)
+            value = stats.score(g, cos)
             keys = dict.fromkeys(METRIC_KEYS, value)
             low, high = bootstrap_ci(g, cos, resamples=1000, seed=1)
             cis[s] = {"spearman_cosine": {"low": low, "high": high}}
@@ -282,7 +345,7 @@ def test_report_handles_no_models_and_mismatched_pairs(tmp_path):
 
 def test_offline_template_has_no_cdn_and_dvc_plots_show_uses_it(tmp_path):
     """`dvc plots show` with the report's template: vega inline, no <script src="http...">."""
-    html = report.offline_html_template()
+    html = offline_page.offline_html_template()
     assert "{plot_divs}" in html and "{scripts}" not in html
     assert "vegaEmbed" in html and len(html) > 100_000
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from conftest import ROOT, changed_stages, run_dvc
 
-from embedlab import finetune, scratch
+from embedlab import baselines, finetune, scratch, training
+from embedlab import nli as nli_pool
 from embedlab.errors import EmbedlabError, ParamsError
 from embedlab.params import SupervisedRunParams, parse_params
 from embedlab.training import TrainSettings
@@ -58,7 +59,7 @@ def test_cosine_dataset_maps_entailment_to_one_and_the_rest_to_zero():
 
 
 def test_mnrl_triplets_use_same_premise_contradictions_and_seeded_soft_negatives():
-    ds, counts = scratch.mnrl_triplets(POOL, seed=1)
+    ds, counts = nli_pool.mnrl_triplets(POOL, seed=1)
     assert ds.column_names == ["anchor", "positive", "negative"]
     rows = list(zip(ds["anchor"], ds["positive"], ds["negative"], strict=True))
     assert rows[:3] == [
@@ -70,7 +71,7 @@ def test_mnrl_triplets_use_same_premise_contradictions_and_seeded_soft_negatives
     assert (anchor, positive) == ("A dog swims.", "An animal is in the water.")
     assert soft not in {"An animal is in the water.", "The dog is brown."}  # never its own premise's hypothesis
     assert counts == {"triplets": 4, "hard_negatives": 3, "soft_negatives": 1}
-    again, _ = scratch.mnrl_triplets(POOL, seed=1)
+    again, _ = nli_pool.mnrl_triplets(POOL, seed=1)
     assert again["negative"] == ds["negative"]
 
 
@@ -84,24 +85,25 @@ def test_book_recipe_feeds_every_pair_as_a_positive_improved_only_entailments():
 
 
 def test_recipes_and_losses_are_named_and_unknown_names_fail_cleanly():
-    assert finetune.RECIPES == tuple(finetune.RECIPE_SPECS) == ("book", "improved")
+    assert {"book", "improved"} <= set(finetune.RECIPES)  # the chapter's two; the registry may hold more
+    assert all(finetune.get_recipe(name) is recipe for name, recipe in finetune.RECIPES.items())
     assert scratch.LOSSES == ("softmax", "cosine", "mnrl")
     with pytest.raises(ParamsError, match="unknown fine-tuning recipe 'nope'"):
         finetune.get_recipe("nope")
     with pytest.raises(ParamsError, match="unknown loss"):
         scratch.training_dataset("triplet", POOL)
     with pytest.raises(EmbedlabError, match="lacks column"):
-        scratch.mnrl_triplets(POOL.remove_columns("label"))
+        nli_pool.mnrl_triplets(POOL.remove_columns("label"))
 
 
 def test_first_rows_and_the_chance_floor():
-    assert len(scratch.first_rows(POOL, 4)) == 4 and scratch.first_rows(POOL, None) is POOL
-    assert scratch.first_rows(POOL, 100) is POOL
-    assert scratch.chance_floor(1500) == pytest.approx(0.085, abs=1e-3)
-    scratch.refuse_collapsed(0.5, 1500, "m")
+    assert len(nli_pool.first_rows(POOL, 4)) == 4 and nli_pool.first_rows(POOL, None) is POOL
+    assert nli_pool.first_rows(POOL, 100) is POOL
+    assert baselines.chance_floor(1500) == pytest.approx(0.085, abs=1e-3)
+    baselines.refuse_collapsed(0.5, 1500, "m")
     for bad in (0.05, float("nan")):
         with pytest.raises(EmbedlabError, match="no better than a random ranking"):
-            scratch.refuse_collapsed(bad, 1500, "m")
+            baselines.refuse_collapsed(bad, 1500, "m")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -117,7 +119,7 @@ def load_profile(name: str):
 def test_profiles_train_every_loss_and_recipe_and_evaluate_them(profile):
     p = load_profile(profile)
     assert tuple(p.train_scratch.losses) == scratch.LOSSES
-    assert tuple(p.finetune.recipes) == finetune.RECIPES
+    assert tuple(p.finetune.recipes) == tuple(finetune.RECIPES)
     names = [f"scratch-{k}" for k in scratch.LOSSES] + [f"finetune-{k}" for k in finetune.RECIPES]
     for name in names:
         assert p.evaluate.models[name].model == p.evaluate.models[name].dep == f"models/{name}"
@@ -196,7 +198,7 @@ def trained(tmp_path_factory, data_dir):
     for loss, cfg in LOSS_RUNS.items():
         stats = scratch.run_scratch(
             "sentence-transformers/all-MiniLM-L6-v2",
-            scratch.first_rows(pool, cfg["rows"]),
+            nli_pool.first_rows(pool, cfg["rows"]),
             loss,
             tiny_settings(epochs=cfg["epochs"], learning_rate=cfg["learning_rate"]),
             out / loss / "model",
@@ -220,7 +222,7 @@ def test_each_loss_trains_and_its_loss_goes_down(trained, loss):
     # logging_steps 1: one row per optimizer step; batch 16, so ceil(rows / 16) steps per epoch
     assert stats["steps"] == len(curve) == len(logged(folder / "live", "train/learning_rate"))
     assert stats["steps"] == math.ceil(stats["rows"] / 16) * LOSS_RUNS[loss]["epochs"]
-    assert scratch.sts_score(stats["final_eval"]) > 0.3
+    assert training.sts_score(stats["final_eval"]) > 0.3
     saved = folder / "model"
     assert (saved / "model.safetensors").is_file() and not (saved / "README.md").exists()
     assert json.loads((saved / "modules.json").read_text())[1]["type"].endswith("Pooling")

@@ -7,17 +7,10 @@ import random
 
 import pytest
 
+from embedlab.baselines import check_beats_floor
 from embedlab.errors import DataError, EmbedlabError
-from embedlab.tsdae import (
-    check_beats_floor,
-    check_learned,
-    clean_sentences,
-    delete_words,
-    join_words,
-    noisy_pairs,
-    split_heldout,
-    split_words,
-)
+from embedlab.text import clean_sentences, join_words, split_words
+from embedlab.tsdae import check_learned, delete_words, noisy_pairs, split_heldout
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SENTENCES = [
@@ -105,9 +98,10 @@ def test_refusal_checks():
 
 @pytest.fixture(scope="module")
 def tsdae_setup():
-    from embedlab.tsdae import build_encoder, tsdae_loss
+    from embedlab.encoders import new_encoder
+    from embedlab.tsdae import tsdae_loss
 
-    model = build_encoder(MINILM, "cls", max_seq_length=32)
+    model = new_encoder(MINILM, "cls", max_seq_length=32)
     before = model.encode(SENTENCES[:2], convert_to_tensor=True)
     loss = tsdae_loss(model)
     return model, loss, before
@@ -184,7 +178,7 @@ def test_run_tsdae_through_trainer(tmp_path):
 
 def test_static_floor_on_real_data(data_dir):
     from embedlab import data
-    from embedlab.tsdae import static_floor
+    from embedlab.baselines import static_floor
 
     val = data.load_eval_set(data.resolve_source("local", data_dir), "stsb_validation")
     floor = static_floor(MINILM, val)

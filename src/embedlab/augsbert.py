@@ -263,25 +263,7 @@ def combine(gold_pairs, silver_pairs=None):
     return Dataset.from_dict(out, features=features)
 
 
-def build_bi_encoder(base: str, max_seq_length: int | None = None, seed: int = 42):
-    """The book's ``SentenceTransformer("bert-base-uncased")``: the base's transformer + a new mean pooling.
-
-    Seeded with ``seed`` first: any weight the base lacks (e.g. a pooler) is initialised the same every run.
-    """
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-
-    from embedlab.models import resolve_model
-    from embedlab.training import seed_everything
-
-    path = resolve_model(base)
-    seed_everything(seed)
-    transformer = Transformer(path, max_seq_length=max_seq_length)
-    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
-    return SentenceTransformer(modules=[transformer, pooling])
-
-
-def train_bi_encoder(model, pairs, settings, output_dir: str | Path, *, checkpoint_dir, live_dir=None):
+def train_bi_encoder(model, pairs, settings, output_dir: str | Path, *, checkpoint_dir, live_dir=None, card=None):
     """CosineSimilarityLoss on (sentence1, sentence2, label), the book's loss for AugSBERT."""
     from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 
@@ -296,4 +278,5 @@ def train_bi_encoder(model, pairs, settings, output_dir: str | Path, *, checkpoi
         output_dir,
         checkpoint_dir=checkpoint_dir,
         live_dir=live_dir,
+        card=card,
     )

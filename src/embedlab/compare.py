@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from embedlab.errors import EXIT_USER_ERROR, EmbedlabError
-from embedlab.evaluation import CI_KEY, CI_METRIC, HEADLINE_SET
+from embedlab.evaluation import HEADLINE_SET
+from embedlab.stats import CI_KEY, CI_METRIC
 
 WIDTH = 120  # the longest line either table may print
 WORKSPACE = "workspace"  # DVC's name for the working tree

@@ -10,7 +10,6 @@ cross-entropy: a weaker signal per batch. Same sentences and same encoder + pool
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 
@@ -18,13 +17,9 @@ def ct_dataset(sentences: list[str]):
     """``Dataset`` with one column ``text`` of distinct sentences (duplicates in a batch would be false negatives)."""
     from datasets import Dataset
 
-    from embedlab.errors import DataError
-    from embedlab.tsdae import clean_sentences
+    from embedlab.text import training_sentences
 
-    sentences = clean_sentences(sentences)
-    if not sentences:
-        raise DataError("no non-empty sentences to train CT on", "check the prepared corpus")
-    return Dataset.from_dict({"text": sentences})
+    return Dataset.from_dict({"text": training_sentences(sentences, "CT")})
 
 
 def run_ct(
@@ -32,28 +27,27 @@ def run_ct(
     sentences: list[str],
     settings,
     *,
-    checkpoint_dir: str | Path,
-    live_dir: str | Path | None = None,
-    evaluator=None,
     pooling: str = "cls",
     scale: float = 20.0,
+    **where: Any,
 ) -> tuple[Any, dict[str, Any]]:
-    """Train CT from ``base_model`` on ``sentences``; return the (unsaved) kept copy and run statistics."""
+    """Train CT from ``base_model`` on ``sentences``; return the (unsaved) kept copy and run statistics.
+
+    ``where`` (``checkpoint_dir``, ``live_dir``, ``evaluator``) goes to :func:`embedlab.training.train`.
+    """
     import dataclasses
 
     from sentence_transformers.sentence_transformer.losses import ContrastiveTensionLossInBatchNegatives
 
+    from embedlab.encoders import new_encoder
     from embedlab.training import train
-    from embedlab.tsdae import build_encoder
 
     # Checkpoints hold the kept copy only, not copy 1 (a loss parameter): resuming would restart copy 1 from the
     # base model with stale optimizer state, so an interrupted run starts over.
     settings = dataclasses.replace(settings, resume=False)
     dataset = ct_dataset(sentences)
-    model = build_encoder(base_model, pooling, settings.max_seq_length, settings.seed)  # seeded inside
+    model = new_encoder(base_model, pooling, settings.max_seq_length, settings.seed)  # seeded inside
     loss = ContrastiveTensionLossInBatchNegatives(model, scale=scale)
-    stats = train(
-        model, dataset, loss, settings, None, checkpoint_dir=checkpoint_dir, live_dir=live_dir, evaluator=evaluator
-    )
+    stats = train(model, dataset, loss, settings, None, **where)
     stats.update(sentences=len(dataset), pooling=pooling, final_scale=round(float(loss.logit_scale.detach().exp()), 4))
     return model, stats

@@ -5,7 +5,8 @@
 
 Two sources behind the same call:
 
-* ``hub`` runs the book's ``load_dataset("glue", ...)`` calls, at the commits pinned in ``data.revisions``;
+* ``hub`` runs the book's ``load_dataset("glue", ...)`` calls, at the commits pinned in ``data.revisions``
+  (:mod:`embedlab.hub_data`, imported only on that path);
 * ``local`` reads a folder holding the public files (STS Benchmark ``sts-*.csv`` or GLUE ``STS-B/*.tsv``;
   MultiNLI/SNLI ``.csv``/``.jsonl``/``.txt``; GLUE ``MNLI/*.tsv``; ``SICK.txt``). Since MNLI *train* is not
   public outside the Hub, the local NLI pool falls back to MNLI dev matched+mismatched and SNLI dev+test
@@ -24,10 +25,8 @@ from typing import Any
 from embedlab.errors import DataError
 from embedlab.hub import hub_reachable
 from embedlab.io import read_input_lines
+from embedlab.nli import NLI_LABELS
 
-NLI_LABELS = {"entailment": 0, "neutral": 1, "contradiction": 2}
-ENTAILMENT = NLI_LABELS["entailment"]
-CONTRADICTION = NLI_LABELS["contradiction"]
 # SNLI/MNLI mark pairs without annotator agreement with "-": every loader (GLUE's included) drops them.
 NO_GOLD_LABEL = {"-", ""}
 
@@ -328,11 +327,9 @@ def load_nli(source: Source, n: int, seed: int = 42):
     from datasets import Dataset
 
     if source.kind == "hub":
-        ds = _hub_load(source, "nyu-mll/glue", "mnli", "train")
-        if n > len(ds):
-            raise DataError(f"asked for {n} NLI rows but glue/mnli train has {len(ds)}", "lower prepare.nli_size")
-        ds = ds.select(range(n)).remove_columns("idx")  # the book's exact subset
-        return ds, {"kind": "hub", "dataset": "glue/mnli", "split": "train", "rows": n}
+        from embedlab import hub_data
+
+        return hub_data.load_nli(source, n)
     assert source.root is not None
     pool, info = _local_nli_pool(source.root, seed)
     available = len(pool["label"])
@@ -353,11 +350,9 @@ def load_stsb(source: Source, split: str):
     if split not in {"train", "validation", "test"}:
         raise DataError(f"unknown STS-B split {split!r}", "use train, validation or test")
     if source.kind == "hub":
-        if split == "test":  # GLUE's test split has no scores; the STS Benchmark's own test set does.
-            ds = _hub_load(source, "mteb/stsbenchmark-sts", None, "test")
-            return ds.select_columns(["sentence1", "sentence2", "score"])
-        ds = _hub_load(source, "nyu-mll/glue", "stsb", split)  # the book: load_dataset("glue", "stsb", ...)
-        return ds.rename_column("label", "score").select_columns(["sentence1", "sentence2", "score"])
+        from embedlab import hub_data
+
+        return hub_data.load_stsb(source, split)
     assert source.root is not None
     name = {"train": "train", "validation": "dev", "test": "test"}[split]
     path = _find(source.root, [f"sts-{name}.csv", f"STS-B/{name}.tsv", f"glue-stsb/{name}.tsv"])
@@ -380,9 +375,9 @@ def load_sickr(source: Source):
     from datasets import Dataset
 
     if source.kind == "hub":
-        ds = _hub_load(source, "RobZamp/sick", None, "test")
-        ds = ds.rename_columns({"sentence_A": "sentence1", "sentence_B": "sentence2", "relatedness_score": "score"})
-        return ds.select_columns(["sentence1", "sentence2", "score"])
+        from embedlab import hub_data
+
+        return hub_data.load_sickr(source)
     assert source.root is not None
     path = _find(source.root, ["SICK.txt", "SICK_test_annotated.txt"])
     if path is None:
@@ -419,25 +414,6 @@ def load_eval_set(source: Source, name: str):
     return EVAL_LOADERS[name](source)
 
 
-def _hub_load(source: Source, path: str, name: str | None, split: str):
-    """``datasets.load_dataset`` at the commit ``data.revisions`` pins, with one clear error instead of a stack trace.
-
-    ``glue`` is ``nyu-mll/glue`` on the Hub today; the canonical name keeps the pin unambiguous.
-    """
-    revision = dict(source.revisions).get(path)
-    if not revision:
-        raise DataError(f"no pinned revision for the Hub dataset {path}", f"add data.revisions.{path}: <commit sha>")
-    from datasets import load_dataset
-
-    try:
-        return load_dataset(path, name, split=split, revision=revision)
-    except Exception as err:  # ConnectionError, DatasetNotFoundError, HfHubHTTPError, ...
-        what = f"{path}/{name}" if name else path
-        raise DataError(
-            f"could not load {what} ({split}) at {revision} from the Hugging Face Hub: {err}", LOCAL_FIX
-        ) from None
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Subsets the methods use
 
@@ -449,15 +425,3 @@ def nli_sentences(nli, rows: int) -> list[str]:
         seen.setdefault(row["premise"], None)
         seen.setdefault(row["hypothesis"], None)
     return list(seen)
-
-
-def check_columns(dataset, required: list[str], what: str) -> None:
-    """Fail with a clear message when a dataset lacks a column a method reads."""
-    missing = [c for c in required if c not in dataset.column_names]
-    if missing:
-        raise DataError(
-            f"{what} lacks column(s) {missing}; it has {dataset.column_names}",
-            "re-run `dvc repro prepare` with the current code",
-        )
-    if len(dataset) == 0:
-        raise DataError(f"{what} has no rows", "check the sizes in params.yaml")

@@ -4,23 +4,20 @@ Every model gets the book's ten keys (pearson/spearman x cosine, manhattan, eucl
 validation at the top level of its metrics file, and the same ten keys per extra set (STS-B test, SICK-R)
 under the set's name, because validation alone invites over-tuning.
 
-A single number on 1,500 pairs hides its noise, so the evaluation can also keep each pair's cosine score (computed
-once, from the embeddings the evaluator itself made) and resample the pairs: a seeded percentile bootstrap gives
-each Spearman score a 95 % confidence interval (``ci95`` in the metrics file), and a paired bootstrap on the same
-resamples tells whether the gap between two models on the same pairs holds (:func:`paired_bootstrap`).
+A single number on 1,500 pairs hides its noise, so the evaluation can also return each pair's cosine score
+(computed once, from the embeddings the evaluator itself made): :mod:`embedlab.stats` resamples them into
+confidence intervals and paired tests. This module does not import it: the training stages score their curves with
+:func:`sts_evaluator` and depend on this file only, so a change to the statistics retrains nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 SIMILARITY_FNS = ["cosine", "manhattan", "euclidean", "dot"]
 METRIC_KEYS = [f"{m}_{fn}" for fn in [*SIMILARITY_FNS, "max"] for m in ("pearson", "spearman")]
 HEADLINE_SET = "stsb_validation"
-CI_KEY = "ci95"  # top-level key of the metrics file: {set: {"spearman_cosine": {"low": .., "high": ..}}}
-CI_METRIC = "spearman_cosine"  # the chapter's headline number; the only one given an interval
 PAIR_SCORE_COLUMNS = ["set", "pair", "gold", "cosine", "metric"]
 
 
@@ -118,19 +115,16 @@ def evaluate_sts_with_scores(model, dataset, name: str, batch_size: int = 64, ca
     return {k: out[k] for k in METRIC_KEYS}, cosine
 
 
-def evaluate_model(
-    model, eval_sets: dict[str, Any], batch_size: int = 64, *, resamples: int = 0, seed: int = 42
-) -> dict[str, Any]:
+def evaluate_model(model, eval_sets: dict[str, Any], batch_size: int = 64) -> dict[str, Any]:
     """Metrics for every set: the headline set's keys at top level, the others nested under their name.
 
-    With ``resamples > 0`` the result also has ``ci95``: each set's 95 % bootstrap interval of Spearman cosine.
+    Confidence intervals (the metrics file's ``ci95``) come from the pair scores of
+    :func:`evaluate_model_with_scores`, by :func:`embedlab.stats.intervals`.
     """
-    return evaluate_model_with_scores(model, eval_sets, batch_size, resamples=resamples, seed=seed)[0]
+    return evaluate_model_with_scores(model, eval_sets, batch_size)[0]
 
 
-def evaluate_model_with_scores(
-    model, eval_sets: dict[str, Any], batch_size: int = 64, *, resamples: int = 0, seed: int = 42
-):
+def evaluate_model_with_scores(model, eval_sets: dict[str, Any], batch_size: int = 64):
     """:func:`evaluate_model` plus a ``pandas.DataFrame`` of every pair's cosine score (``PAIR_SCORE_COLUMNS``)."""
     import numpy as np
     import pandas as pd
@@ -138,7 +132,6 @@ def evaluate_model_with_scores(
     if HEADLINE_SET not in eval_sets:
         raise ValueError(f"{HEADLINE_SET} must be among the evaluation sets")
     result: dict[str, Any] = {}
-    intervals: dict[str, Any] = {}
     frames = []
     cache = encode_unique(
         model, [dataset[c] for dataset in eval_sets.values() for c in ("sentence1", "sentence2")], batch_size
@@ -150,154 +143,9 @@ def evaluate_model_with_scores(
             result.update(scores)
         else:
             result[name] = scores
-        if resamples:
-            low, high = bootstrap_ci(gold, cosine, resamples=resamples, seed=seed)
-            intervals[name] = {CI_METRIC: {"low": low, "high": high}}
         frames.append(
             pd.DataFrame(
                 {"set": name, "pair": np.arange(len(gold)), "gold": gold, "cosine": cosine, "metric": "spearman"}
             )
         )
-    if resamples:
-        result[CI_KEY] = intervals
     return result, pd.concat(frames, ignore_index=True)[PAIR_SCORE_COLUMNS]
-
-
-# --- bootstrap -------------------------------------------------------------------------------------------------
-# Resampling works on score arrays only: (resamples x n) index matrices in chunks, one metric value per row.
-
-_CHUNK = 200  # resamples per chunk: bounds memory at ~chunk x n floats
-
-
-def _pearson_rows(x, y):
-    import numpy as np
-
-    x = x - x.mean(axis=1, keepdims=True)
-    y = y - y.mean(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (x * y).sum(axis=1) / np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
-
-
-def _spearman_rows(gold, pred):
-    """Spearman per row = Pearson of average ranks (ties averaged, as ``scipy.stats.spearmanr`` does)."""
-    from scipy.stats import rankdata
-
-    return _pearson_rows(rankdata(gold, axis=1), rankdata(pred, axis=1))
-
-
-def _average_precision_rows(gold, pred):
-    import numpy as np
-    from sklearn.metrics import average_precision_score
-
-    out = np.full(len(gold), np.nan)
-    for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
-        if 0 < g.sum() < len(g):  # AP needs both classes in the resample
-            out[i] = average_precision_score(g, p)
-    return out
-
-
-ROW_METRICS: dict[str, Callable] = {
-    "spearman": _spearman_rows,
-    "pearson": _pearson_rows,
-    "average_precision": _average_precision_rows,
-}
-
-
-def score(gold, pred, metric: str = "spearman") -> float:
-    """``metric`` of predictions against gold on all pairs (same code path as the resamples)."""
-    import numpy as np
-
-    return float(_row_metric(metric)(np.asarray(gold, float)[None, :], np.asarray(pred, float)[None, :])[0])
-
-
-def _row_metric(metric: str) -> Callable:
-    if metric not in ROW_METRICS:
-        raise ValueError(f"unknown bootstrap metric {metric!r}; use one of {sorted(ROW_METRICS)}")
-    return ROW_METRICS[metric]
-
-
-def _resample_indices(n: int, resamples: int, seed: int):
-    """Seeded (resamples x n) index matrices, chunk by chunk; the same seed gives the same resamples."""
-    import numpy as np
-
-    if n < 2:
-        raise ValueError(f"bootstrap needs at least 2 pairs, got {n}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be positive, got {resamples}")
-    rng = np.random.default_rng(seed)
-    done = 0
-    while done < resamples:
-        size = min(_CHUNK, resamples - done)
-        yield rng.integers(0, n, size=(size, n))
-        done += size
-
-
-def _interval(values, confidence: float) -> tuple[float, float]:
-    import numpy as np
-
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return float("nan"), float("nan")
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def bootstrap_ci(
-    gold, pred, *, metric: str = "spearman", resamples: int = 1000, seed: int = 42, confidence: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``metric`` over the pairs (resampled with replacement, seeded)."""
-    import numpy as np
-
-    gold, pred = np.asarray(gold, dtype=np.float64), np.asarray(pred, dtype=np.float64)
-    if gold.shape != pred.shape or gold.ndim != 1:
-        raise ValueError(f"gold and pred must be 1-D of one length, got {gold.shape} and {pred.shape}")
-    fn = _row_metric(metric)
-    values = np.concatenate([fn(gold[idx], pred[idx]) for idx in _resample_indices(len(gold), resamples, seed)])
-    return _interval(values, confidence)
-
-
-def paired_bootstrap(
-    gold,
-    pred_a,
-    pred_b,
-    *,
-    metric: str = "spearman",
-    resamples: int = 1000,
-    seed: int = 42,
-    confidence: float = 0.95,
-) -> dict[str, float | bool]:
-    """Does model b differ from model a on the same pairs? Both are scored on the *same* resamples.
-
-    Returns the observed difference ``delta`` = metric(b) - metric(a), its percentile interval, a two-sided
-    bootstrap p-value (twice the share of resampled differences on the other side of zero) and ``holds``: the
-    interval excludes zero, i.e. the sign of the difference survives resampling the evaluation pairs.
-    """
-    import numpy as np
-
-    gold = np.asarray(gold, dtype=np.float64)
-    a, b = np.asarray(pred_a, dtype=np.float64), np.asarray(pred_b, dtype=np.float64)
-    if not (gold.shape == a.shape == b.shape) or gold.ndim != 1:
-        raise ValueError(f"gold, pred_a, pred_b must be 1-D of one length: {gold.shape}, {a.shape}, {b.shape}")
-    fn = _row_metric(metric)
-    deltas = np.concatenate(
-        [fn(gold[idx], b[idx]) - fn(gold[idx], a[idx]) for idx in _resample_indices(len(gold), resamples, seed)]
-    )
-    score_a, score_b = score(gold, a, metric), score(gold, b, metric)
-    delta = score_b - score_a
-    low, high = _interval(deltas, confidence)
-    finite = deltas[np.isfinite(deltas)]
-    if finite.size == 0 or delta == 0:
-        p_value = 1.0
-    else:
-        other_side = (finite <= 0) if delta > 0 else (finite >= 0)
-        p_value = float(min(1.0, 2 * other_side.mean()))
-    return {
-        "score_a": score_a,
-        "score_b": score_b,
-        "delta": delta,
-        "low": low,
-        "high": high,
-        "p_value": p_value,
-        "holds": bool(low > 0 or high < 0),
-    }

@@ -9,12 +9,14 @@ give each recipe its own.
   that a contradiction is a paraphrase is why this lowers all-MiniLM-L6-v2 on STS-B (0.8672 -> 0.8485 in the
   book).
 * ``improved``: only entailments are positives, the contradiction of the same premise is the hard negative
-  (:func:`embedlab.scratch.mnrl_triplets`), batches never repeat a text (``NO_DUPLICATES``), and the loss is
+  (:func:`embedlab.nli.mnrl_triplets`), batches never repeat a text (``NO_DUPLICATES``), and the loss is
   GISTEmbed with the untouched model as guide: an in-batch "negative" the guide finds at least as similar as
   the positive (another entailment of the same scene, a duplicate caption) is masked instead of pushed away.
   With a lower learning rate (a param) it moves the model a little, in the right direction.
 
-Public contract (other stages call it): :func:`run_finetune` and :data:`RECIPES`.
+Adding a recipe is one entry in :data:`RECIPES` plus its settings under ``finetune.recipes`` in params.yaml (and
+the profiles): the stage ``finetune@<name>`` follows from params, and names not in :data:`RECIPES` are refused
+before any work. Public contract (other stages call it): :func:`run_finetune`, :func:`get_recipe`, :data:`RECIPES`.
 """
 
 from __future__ import annotations
@@ -25,19 +27,17 @@ from typing import Any, Literal
 
 from embedlab.errors import ParamsError
 
-RECIPES = ("book", "improved")
-
 
 @dataclass(frozen=True)
 class Recipe:
-    """What a recipe feeds the loss: all pairs as positives, or entailment triplets; and which loss."""
+    """What a recipe feeds the loss (all pairs as positives, or entailment triplets), which loss, which sampler."""
 
     data: Literal["all_pairs", "triplets"]
     loss: Literal["mnrl", "gist"]
     batch_sampler: Literal["batch_sampler", "no_duplicates"]
 
 
-RECIPE_SPECS: dict[str, Recipe] = {
+RECIPES: dict[str, Recipe] = {  # the registry: params, profiles and tests read the names from here
     "book": Recipe(data="all_pairs", loss="mnrl", batch_sampler="batch_sampler"),
     "improved": Recipe(data="triplets", loss="gist", batch_sampler="no_duplicates"),
 }
@@ -47,7 +47,7 @@ def all_pairs(nli):
     """The book's data: (anchor = premise, positive = hypothesis) for every label."""
     from datasets import Dataset
 
-    from embedlab.data import check_columns
+    from embedlab.nli import check_columns
 
     check_columns(nli, ["premise", "hypothesis"], "NLI pool")
     return Dataset.from_dict({"anchor": nli["premise"], "positive": nli["hypothesis"]})
@@ -58,7 +58,7 @@ def recipe_dataset(recipe: Recipe, nli, seed: int = 42) -> tuple[Any, dict[str, 
     if recipe.data == "all_pairs":
         ds = all_pairs(nli)
         return ds, {"pairs": len(ds)}
-    from embedlab.scratch import mnrl_triplets
+    from embedlab.nli import mnrl_triplets
 
     return mnrl_triplets(nli, seed)
 
@@ -81,9 +81,12 @@ def recipe_loss(recipe: Recipe, model, base_model: str):
 
 
 def get_recipe(name: str) -> Recipe:
-    if name not in RECIPE_SPECS:
-        raise ParamsError(f"unknown fine-tuning recipe {name!r}", f"use one of {', '.join(RECIPES)}")
-    return RECIPE_SPECS[name]
+    """The recipe called ``name``; an unknown name is a params error naming the known ones."""
+    if name not in RECIPES:
+        raise ParamsError(
+            f"unknown fine-tuning recipe {name!r}", f"use one of {', '.join(RECIPES)} (embedlab.finetune)"
+        )
+    return RECIPES[name]
 
 
 def run_finetune(
@@ -92,40 +95,28 @@ def run_finetune(
     recipe: str | Recipe,
     settings,
     output_dir: str | Path,
-    *,
-    checkpoint_dir: str | Path,
-    live_dir: str | Path | None = None,
-    evaluator=None,
+    **where: Any,
 ) -> dict[str, Any]:
     """Fine-tune ``base_model`` (name or path) on ``nli`` with recipe ``recipe`` and save it to ``output_dir``.
 
     ``nli``: a ``datasets.Dataset`` with ``premise``, ``hypothesis``, ``label`` (0 entailment, 1 neutral,
-    2 contradiction); ``recipe``: one of :data:`RECIPES`, or an explicit :class:`Recipe` (to compare variants);
-    ``settings``: a :class:`embedlab.training.TrainSettings`; ``evaluator``: scored every ``settings.eval_steps``
-    steps into the curves in ``live_dir`` and once at the end; an STS evaluator's final Spearman must beat a random
-    ranking or nothing is saved (:func:`embedlab.scratch.refuse_collapsed`). Returns
-    :func:`embedlab.training.train`'s stats dict (steps, train_loss, train_seconds, samples_per_second, rows, fp16,
-    final_eval) plus ``data`` (pair or triplet counts).
+    2 contradiction); ``recipe``: a :data:`RECIPES` name, or an explicit :class:`Recipe` (to compare variants);
+    ``settings``: a :class:`embedlab.params.TrainSettings`; ``where``: ``checkpoint_dir``, ``live_dir``,
+    ``evaluator`` (scored every ``settings.eval_steps`` steps into the curves and once at the end) and ``check``,
+    as :func:`embedlab.training.train_checked` takes them: an STS evaluator's final Spearman must beat a random
+    ranking, and ``check(stats)`` must pass, or nothing is saved. Returns the training stats (steps, train_loss,
+    train_seconds, samples_per_second, rows, fp16, final_eval) plus ``data`` (pair or triplet counts).
     """
     from embedlab.models import load_sentence_transformer
-    from embedlab.scratch import train_checked
-    from embedlab.training import seed_everything
+    from embedlab.training import seed_everything, train_checked
 
     spec = recipe if isinstance(recipe, Recipe) else get_recipe(recipe)
     dataset, counts = recipe_dataset(spec, nli, settings.seed)
     seed_everything(settings.seed)
     model = load_sentence_transformer(base_model)
     loss = recipe_loss(spec, model, base_model)
+    what = f"{base_model} fine-tuned with {spec}"
     stats = train_checked(
-        model,
-        dataset,
-        loss,
-        settings,
-        output_dir,
-        checkpoint_dir=checkpoint_dir,
-        live_dir=live_dir,
-        evaluator=evaluator,
-        batch_sampler=spec.batch_sampler,
-        what=f"{base_model} fine-tuned with {spec}",
+        model, dataset, loss, settings, output_dir, batch_sampler=spec.batch_sampler, what=what, **where
     )
     return {**stats, "data": counts}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,6 +23,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 # numpy, torch and transformers all take a seed in [0, 2**32): -1 or 2**32 would crash a stage minutes in.
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 DATA_DIR_ENV = "EMBEDLAB_DATA_DIR"
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # a model, recipe or stage-key name: safe in paths and dvc.yaml
 EVAL_SETS = ("stsb_validation", "stsb_test", "sickr")
 EvalSetName = Literal["stsb_validation", "stsb_test", "sickr"]
 
@@ -240,23 +241,10 @@ class TrainerParams(Section):
         return self
 
     def settings(self, seed: int, **extra: Any) -> TrainSettings:
-        """These settings as the :class:`TrainSettings` that ``embedlab.training.train`` takes."""
-        return TrainSettings(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            warmup=self.warmup,
-            weight_decay=self.weight_decay,
-            fp16=self.fp16,
-            bf16=self.bf16,
-            torch_compile=self.torch_compile,
-            eval_batch_size=self.eval_batch_size,
-            group_by_length=self.group_by_length,
-            save_steps=self.save_steps,
-            seed=seed,
-            max_seq_length=self.max_seq_length,
-            **extra,
-        )
+        """These settings as the :class:`TrainSettings` that ``embedlab.training.train`` takes: every field both
+        declare (a block's data fields, such as ``max_rows``, stay here), plus the seed."""
+        shared = [f.name for f in fields(TrainSettings) if f.name in type(self).model_fields]
+        return TrainSettings(**{name: getattr(self, name) for name in shared}, seed=seed, **extra)
 
 
 class AugsbertTrainParams(TrainerParams):
@@ -332,9 +320,6 @@ class SupervisedRunParams(TrainerParams):
     logging_steps: PositiveInt = 10
     eval_steps: PositiveInt | None = Field(None, description="STS-B validation score every N steps in the curves")
 
-    def settings(self, seed: int, **extra: Any):
-        return super().settings(seed, logging_steps=self.logging_steps, eval_steps=self.eval_steps, **extra)
-
 
 class TrainScratchParams(Section):
     """10.4: a new encoder (``base_model``'s transformer + mean pooling) per loss, each with its settings."""
@@ -347,7 +332,9 @@ class FinetuneParams(Section):
     """10.5.1: ``base_model`` fine-tuned on the NLI pool, one model per recipe (``embedlab.finetune.RECIPES``)."""
 
     base_model: str = Field(min_length=1, description="book: sentence-transformers/all-MiniLM-L6-v2")
-    recipes: dict[Literal["book", "improved"], SupervisedRunParams] = Field(min_length=1)
+    recipes: dict[Annotated[str, Field(pattern=NAME)], SupervisedRunParams] = Field(
+        min_length=1, description="keys: names in embedlab.finetune.RECIPES (the stage refuses others)"
+    )
 
 
 class UnsupervisedRunParams(SupervisedRunParams):
@@ -378,7 +365,7 @@ class DomainParams(EncoderFromBaseParams):
 
     max_corpus_sentences: PositiveInt | None = Field(None, description="seeded sample of the corpus (null: all)")
     tsdae: UnsupervisedRunParams
-    recipe: Literal["book", "improved"] = Field("book", description="embedlab.finetune recipe for both arms")
+    recipe: str = Field("book", pattern=NAME, description="embedlab.finetune.RECIPES name, for both arms")
     finetune: SupervisedRunParams
     eval_batch_size: PositiveInt = 64
     eval_max_pairs: PositiveInt | None = Field(None, description="seeded sample of each Twitter test set (tiny only)")
@@ -410,9 +397,7 @@ class LaunchParams(Section):
 class Params(Section):
     seed: Seed = 42
     data: DataParams
-    base_models: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")], BaseModelSpec] = Field(
-        min_length=1
-    )
+    base_models: dict[Annotated[str, Field(pattern=NAME)], BaseModelSpec] = Field(min_length=1)
     prepare: PrepareParams
     evaluate: EvaluateParams
     launch: LaunchParams = LaunchParams()

@@ -9,68 +9,23 @@ An evaluated model's headline ``metrics/<model>.json`` is read in full from ``me
   unless it survives resampling.
 * :func:`render_markdown`, :func:`plot_png`, :func:`plot_data`: ``reports/results.md``, a PNG bar chart, and the
   data of the ``dvc plots`` bar chart (dvc.yaml, top-level ``plots:``).
-* :func:`offline_html_template`: an HTML page for ``dvc plots show --html-template`` that carries vega, vega-lite
-  and vega-embed inline (shipped by the PyPI package ``vl-convert-python``), so plots render with no network.
 
-The book's numbers are the ``spearman_cosine`` its chapter-10 notebook prints (bert-base-uncased or
-all-MiniLM-L6-v2, 50k MNLI train rows, a GPU). The notebook's AugSBERT and TSDAE cells have no printed output, so
-for those the text's rounded figures stand in (0.71 gold+silver, 0.72 full gold, 0.70 TSDAE).
+The book's numbers are in :mod:`embedlab.book`, the statistics in :mod:`embedlab.stats`; the offline page for
+``dvc plots show`` (vega inline) is :mod:`embedlab.offline_page`, which no stage imports.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedlab.evaluation import CI_KEY, CI_METRIC, HEADLINE_SET, METRIC_KEYS, paired_bootstrap
+from embedlab.book import BOOK, OTHER_ANCHORS, book_number
+from embedlab.evaluation import HEADLINE_SET, METRIC_KEYS
+from embedlab.stats import CI_KEY, CI_METRIC, paired_bootstrap
 
 SET_TITLES = {"stsb_validation": "STS-B validation", "stsb_test": "STS-B test", "sickr": "SICK-R"}
-
-
-@dataclass(frozen=True)
-class BookNumber:
-    """One STS-B validation result printed in the chapter."""
-
-    spearman: float
-    pearson: float | None
-    what: str
-
-
-# Keyed by the evaluate.models names this repo uses; see the module docstring for where the numbers come from.
-BOOK: dict[str, BookNumber] = {
-    "baseline": BookNumber(0.8672, 0.8696, "untouched all-MiniLM-L6-v2"),
-    "scratch-softmax": BookNumber(0.4515, 0.3711, "bert-base-uncased + SoftmaxLoss (10.4; notebook output)"),
-    "scratch-cosine": BookNumber(0.7251, 0.7222, "bert-base-uncased + CosineSimilarityLoss (10.4; notebook output)"),
-    "scratch-mnrl": BookNumber(0.8106, 0.8071, "bert-base-uncased + MNRL, random negatives (10.4; notebook output)"),
-    "finetune-book": BookNumber(0.8485, 0.8490, "all-MiniLM-L6-v2 + MNRL, the book's recipe (10.5.1; notebook output)"),
-    "augsbert": BookNumber(0.71, None, "AugSBERT 10k gold + 40k silver (10.5.2; text: 0.71)"),
-    "augsbert-full-gold": BookNumber(
-        0.72, None, "all 50k gold = the 10.4 CosineSimilarityLoss model (10.5.2 compares with it; text: 0.72)"
-    ),
-    "tsdae": BookNumber(0.70, None, "TSDAE on 25k MNLI rows, CLS pooling (10.6.1; text: 0.70)"),
-}
-# Names the other stages may use for the same models (matched after lower-casing and "_" -> "-").
-BOOK_ALIASES = {
-    "softmax": "scratch-softmax",
-    "cosine": "scratch-cosine",
-    "mnrl": "scratch-mnrl",
-    "finetune": "finetune-book",
-    "augsbert-gold-silver": "augsbert",
-    "full-gold": "augsbert-full-gold",
-}
-# Not STS-B: the TSDAE paper's TwitterPara average precision (the chapter's domain-adaptation pointer).
-OTHER_ANCHORS = [
-    "TwitterPara AP (TSDAE paper, Wang et al. 2021): 72.2 zero-shot -> 74.5 with TSDAE adaptation "
-    "(its own base model and data; an anchor for direction, not for the value)."
-]
-
-
-def book_number(model: str) -> BookNumber | None:
-    key = model.lower().replace("_", "-")
-    return BOOK.get(key) or BOOK.get(BOOK_ALIASES.get(key, ""))
 
 
 def load_metrics(metrics_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -369,52 +324,6 @@ def plot_png(rows: list[dict[str, Any]], sets: list[str], path: str | Path) -> N
     plt.close(fig)
 
 
-OFFLINE_TEMPLATE = """<!DOCTYPE html>
-<html>
-<head>
-    <meta charset="utf-8">
-    {refresh_tag}
-    <title>embedlab plots</title>
-    <!-- vega VEGA_VERSION, vega-lite VEGALITE_VERSION, vega-embed EMBED_VERSION: inline, from vl-convert-python -->
-    <script type="text/javascript">
-BUNDLE
-    </script>
-    <style>
-        table {
-            border-spacing: 15px;
-        }
-    </style>
-</head>
-<body>
-    {plot_divs}
-</body>
-</html>
-"""
-
-
-def offline_html_template() -> str:
-    """An HTML template for ``dvc plots show`` with the vega libraries inline: no CDN, renders offline.
-
-    DVC fills ``{plot_divs}``; the template has no ``{scripts}`` placeholder, which is where DVC would put its
-    ``<script src="https://cdn...">`` tags. Vega-Lite is the newest 5.x the package ships, the major version DVC's
-    plot templates declare (``$schema`` .../vega-lite/v5.json), so vega-embed renders them without a version
-    mismatch. The committed ``.dvc/plots/offline_page.html`` is this text (tests/test_plots.py keeps it current).
-    """
-    import vl_convert as vlc
-
-    v5 = [v for v in vlc.get_vegalite_versions() if v.startswith("5.")]
-    vegalite = max(v5, key=lambda v: tuple(int(x) for x in v.split(".")))
-    bundle = vlc.javascript_bundle(vl_version=vegalite)
-    if "</script" in bundle.lower():  # would end the inline script early
-        raise RuntimeError("the vega bundle contains '</script'; it cannot be inlined")
-    return (
-        OFFLINE_TEMPLATE.replace("VEGA_VERSION", vlc.get_vega_version())
-        .replace("VEGALITE_VERSION", vegalite)
-        .replace("EMBED_VERSION", vlc.get_vega_embed_version())
-        .replace("BUNDLE", bundle)
-    )
-
-
 def write_report(
     metrics_dir: str | Path,
     scores_dir: str | Path,
@@ -429,7 +338,7 @@ def write_report(
     """Write results.md, results.png, results_plot.json and comparisons.json to ``out_dir``.
 
     The offline page for ``dvc plots show`` is not written here: it is committed (.dvc/plots/offline_page.html, from
-    :func:`offline_html_template`), so a fresh clone renders plots before any stage ran.
+    :func:`embedlab.offline_page.offline_html_template`), so a fresh clone renders plots before any stage ran.
     """
     from embedlab.io import atomic_path, write_json
 

@@ -16,15 +16,13 @@ so the same seed gives byte-identical ``model.safetensors``.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
-from embedlab.data import CONTRADICTION, ENTAILMENT, check_columns
 from embedlab.errors import ParamsError
+from embedlab.nli import ENTAILMENT, NLI_COLUMNS, check_columns, mnrl_triplets
 
 LOSSES = ("softmax", "cosine", "mnrl")
-NLI_COLUMNS = ["premise", "hypothesis", "label"]
 
 
 def softmax_dataset(nli):
@@ -49,65 +47,6 @@ def cosine_dataset(nli):
             "score": [1.0 if label == ENTAILMENT else 0.0 for label in nli["label"]],
         }
     )
-
-
-def mnrl_triplets(nli, seed: int = 42) -> tuple[Any, dict[str, int]]:
-    """(anchor, positive, negative) from the entailment pairs; negative = a contradiction of the same premise.
-
-    A premise with several entailments cycles through its contradictions; one without any gets a seeded random
-    hypothesis of another premise (soft negative). Returns the dataset and counts of hard/soft negatives.
-    """
-    from datasets import Dataset
-
-    check_columns(nli, NLI_COLUMNS, "NLI pool")
-    groups: dict[str, dict[int, list[str]]] = {}
-    for premise, hypothesis, label in zip(nli["premise"], nli["hypothesis"], nli["label"], strict=True):
-        groups.setdefault(premise, {}).setdefault(label, []).append(hypothesis)
-    hypotheses = list(nli["hypothesis"])
-    rng = random.Random(seed)
-    rows: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
-    seen: set[tuple[str, str, str]] = set()
-    hard = soft = 0
-    for premise, by_label in groups.items():
-        contradictions = by_label.get(CONTRADICTION, [])
-        own = {h for hs in by_label.values() for h in hs}
-        for i, positive in enumerate(by_label.get(ENTAILMENT, [])):
-            if contradictions:
-                negative = contradictions[i % len(contradictions)]
-            else:
-                negative = rng.choice(hypotheses)
-                while negative in own and len(own) < len(hypotheses):
-                    negative = rng.choice(hypotheses)
-            key = (premise, positive, negative)
-            if key in seen or positive == premise:
-                continue
-            seen.add(key)
-            rows["anchor"].append(premise)
-            rows["positive"].append(positive)
-            rows["negative"].append(negative)
-            hard += bool(contradictions)
-            soft += not contradictions
-    return Dataset.from_dict(rows), {"triplets": hard + soft, "hard_negatives": hard, "soft_negatives": soft}
-
-
-def new_encoder(base_model: str, max_seq_length: int | None = None, seed: int = 42):
-    """A BERT-style encoder + a new mean pooling: only the transformer weights come from ``base_model``.
-
-    Seeded with ``seed`` first: any weight the base lacks (e.g. a pooler) is initialised the same every run.
-    """
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-
-    from embedlab.models import loading, resolve_model
-    from embedlab.training import seed_everything
-
-    path = resolve_model(base_model)
-    kwargs = {"max_seq_length": max_seq_length} if max_seq_length else {}
-    seed_everything(seed)
-    with loading(path):
-        transformer = Transformer(path, **kwargs)
-    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
-    return SentenceTransformer(modules=[transformer, pooling])
 
 
 def build_loss(name: str, model, seed: int = 42):
@@ -147,100 +86,24 @@ def run_scratch(
     loss_name: str,
     settings,
     output_dir: str | Path,
-    *,
-    checkpoint_dir: str | Path,
-    live_dir: str | Path | None = None,
-    evaluator=None,
+    **where: Any,
 ) -> dict[str, Any]:
     """Train a new encoder (``base_model``'s transformer + mean pooling) with ``loss_name`` and save it.
 
     MNRL uses in-batch negatives, so its batches never repeat a text (``NO_DUPLICATES``): a repeated premise
-    would otherwise be its own false negative. Returns :func:`embedlab.training.train`'s stats plus data counts.
+    would otherwise be its own false negative. ``where`` (``checkpoint_dir``, ``live_dir``, ``evaluator``) goes to
+    :func:`embedlab.training.train_checked`. Returns its stats plus data counts.
     """
+    from embedlab.encoders import new_encoder
+    from embedlab.training import train_checked
+
     if loss_name not in LOSSES:
         raise ParamsError(f"unknown loss {loss_name!r}", f"use one of {', '.join(LOSSES)}")
     dataset, counts = training_dataset(loss_name, nli, settings.seed)
-    model = new_encoder(base_model, settings.max_seq_length, settings.seed)  # both builders seed themselves
+    model = new_encoder(base_model, "mean", settings.max_seq_length, settings.seed)  # both builders seed themselves
     loss = build_loss(loss_name, model, settings.seed)
+    sampler = "no_duplicates" if loss_name == "mnrl" else "batch_sampler"
     stats = train_checked(
-        model,
-        dataset,
-        loss,
-        settings,
-        output_dir,
-        checkpoint_dir=checkpoint_dir,
-        live_dir=live_dir,
-        evaluator=evaluator,
-        batch_sampler="no_duplicates" if loss_name == "mnrl" else "batch_sampler",
-        what=f"the {loss_name} model",
+        model, dataset, loss, settings, output_dir, batch_sampler=sampler, what=f"the {loss_name} model", **where
     )
     return {**stats, "data": counts, "loss": loss_name, "base_model": base_model}
-
-
-def sts_score(final_eval: dict[str, float]) -> float | None:
-    """The Spearman cosine among an STS evaluator's scores (None when the evaluator is not one)."""
-    keys = [k for k in final_eval if k.endswith("spearman_cosine")]
-    return final_eval[keys[0]] if len(keys) == 1 else None
-
-
-def train_checked(
-    model,
-    dataset,
-    loss,
-    settings,
-    output_dir: str | Path,
-    *,
-    checkpoint_dir: str | Path,
-    live_dir: str | Path | None,
-    evaluator,
-    batch_sampler: str,
-    what: str,
-) -> dict[str, Any]:
-    """:func:`embedlab.training.train`, then refuse a collapsed model (STS evaluator given) before publishing it."""
-    from embedlab.training import publish, train
-
-    stats = train(
-        model,
-        dataset,
-        loss,
-        settings,
-        None,
-        checkpoint_dir=checkpoint_dir,
-        live_dir=live_dir,
-        evaluator=evaluator,
-        batch_sampler=batch_sampler,
-    )
-    score = sts_score(stats["final_eval"])
-    if score is not None and hasattr(evaluator, "sentences1"):
-        refuse_collapsed(score, len(evaluator.sentences1), what)
-    publish(model, output_dir, checkpoint_dir=checkpoint_dir, live_dir=live_dir)
-    return stats
-
-
-def first_rows(nli, max_rows: int | None):
-    """The first ``max_rows`` rows of the pool (all when None): small profiles train on a prefix."""
-    return nli if max_rows is None or max_rows >= len(nli) else nli.select(range(max_rows))
-
-
-def chance_floor(n_pairs: int) -> float:
-    """Spearman a random ranking of ``n_pairs`` pairs exceeds with probability 0.0005 (z = 3.29)."""
-    return 3.29 / max(n_pairs - 1, 1) ** 0.5
-
-
-def refuse_collapsed(score: float, n_pairs: int, what: str) -> None:
-    """Fail when a trained model ranks STS pairs no better than chance (a collapsed or diverged model).
-
-    Lexical overlap is no usable floor here: it scores 0.65 on STS-B validation, above the book's own
-    SoftmaxLoss model; a random ranking is the trivial baseline every sane embedder must clearly beat.
-    """
-    import math
-
-    from embedlab.errors import EmbedlabError
-
-    floor = chance_floor(n_pairs)
-    if not math.isfinite(score) or score <= floor:
-        raise EmbedlabError(
-            f"{what} scores spearman_cosine {score:.4f} on STS-B validation ({n_pairs} pairs), no better than a "
-            f"random ranking (chance floor {floor:.3f}); it is not saved for the stages after it",
-            "lower the learning rate, train more steps, or check the training data",
-        )

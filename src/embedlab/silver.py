@@ -93,7 +93,8 @@ def nearest_neighbours(embeddings, top_k: int, batch_size: int = 256) -> list[li
     """For every row of ``embeddings``, the indices of its ``top_k`` most cosine-similar other rows, best first.
 
     Uses ``util.semantic_search`` (exact, chunked) with the corpus = the queries, asking for one more hit and
-    dropping the row itself.
+    dropping the row itself. Of two neighbours with exactly the same score it keeps the one with the higher index
+    (its heap orders hits by (score, index)); the lists do not depend on ``batch_size`` (the query chunk).
     """
     import torch
     from sentence_transformers.util import semantic_search
@@ -104,6 +105,11 @@ def nearest_neighbours(embeddings, top_k: int, batch_size: int = 256) -> list[li
     return [[h["corpus_id"] for h in row if h["corpus_id"] != i][:top_k] for i, row in enumerate(hits)]
 
 
+# Why not ``util.paraphrase_mining`` (issue #17): on the real silver pool (14,468 sentences, base MiniLM, top_k 2)
+# it finds the same 21,316 unordered pairs, but lists them by score, each as (lower index, higher index): only 1 of
+# the 21,316 pairs kept by finalize_pairs is at the same position and 5,518 are reversed, so the seeded max_pairs
+# sample and the sentence1/sentence2 columns of data/silver/candidates.parquet would change. semantic_search gives
+# the order this module has always written: each sentence in pool order, then its neighbours best first.
 def semantic_pairs(sentences: Sequence[str], embedder, top_k: int, batch_size: int = 64) -> list[tuple[str, str]]:
     """Each sentence with its ``top_k`` nearest neighbours under ``embedder`` (normalized embeddings)."""
     emb = embedder.encode(

@@ -8,7 +8,6 @@ three unsupervised objectives are the only difference in the comparison table.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 
@@ -16,12 +15,9 @@ def simcse_pairs(sentences: list[str]):
     """``Dataset`` (anchor, positive) with the same text in both columns."""
     from datasets import Dataset
 
-    from embedlab.errors import DataError
-    from embedlab.tsdae import clean_sentences
+    from embedlab.text import training_sentences
 
-    sentences = clean_sentences(sentences)
-    if not sentences:
-        raise DataError("no non-empty sentences to train SimCSE on", "check the prepared corpus")
+    sentences = training_sentences(sentences, "SimCSE")
     return Dataset.from_dict({"anchor": sentences, "positive": list(sentences)})
 
 
@@ -36,20 +32,21 @@ def run_simcse(
     sentences: list[str],
     settings,
     *,
-    checkpoint_dir: str | Path,
-    live_dir: str | Path | None = None,
-    evaluator=None,
     pooling: str = "cls",
+    **where: Any,
 ) -> tuple[Any, dict[str, Any]]:
-    """Train SimCSE from ``base_model`` on ``sentences``; return the (unsaved) model and run statistics."""
+    """Train SimCSE from ``base_model`` on ``sentences``; return the (unsaved) model and run statistics.
+
+    ``where`` (``checkpoint_dir``, ``live_dir``, ``evaluator``) goes to :func:`embedlab.training.train`.
+    """
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+    from embedlab.encoders import new_encoder
     from embedlab.errors import EmbedlabError
     from embedlab.training import train
-    from embedlab.tsdae import build_encoder
 
     dataset = simcse_pairs(sentences)
-    model = build_encoder(base_model, pooling, settings.max_seq_length, settings.seed)  # seeded inside
+    model = new_encoder(base_model, pooling, settings.max_seq_length, settings.seed)  # seeded inside
     if not dropout_is_active(model):
         raise EmbedlabError(
             f"{base_model} has no dropout: SimCSE's two views would be identical", "use a BERT-like base"
@@ -57,8 +54,6 @@ def run_simcse(
     from embedlab.launch import world_size
 
     loss = MultipleNegativesRankingLoss(model, gather_across_devices=world_size() > 1)  # DDP: all negatives
-    stats = train(
-        model, dataset, loss, settings, None, checkpoint_dir=checkpoint_dir, live_dir=live_dir, evaluator=evaluator
-    )
+    stats = train(model, dataset, loss, settings, None, **where)
     stats.update(sentences=len(dataset), pooling=pooling)
     return model, stats

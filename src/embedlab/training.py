@@ -28,13 +28,16 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from embedlab.errors import EmbedlabError, ParamsError
 from embedlab.io import atomic_path, write_json
 from embedlab.params import TrainSettings  # what train() takes; defined with the schema it comes from
+
+if TYPE_CHECKING:
+    from embedlab.cards import CardInfo
 
 
 class TrainingDiverged(EmbedlabError):
@@ -472,6 +475,7 @@ def train(
     batch_sampler: Literal["batch_sampler", "no_duplicates", "group_by_label"] = "batch_sampler",
     cross_encoder: bool = False,
     callbacks: Sequence[Any] = (),
+    card: CardInfo | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` on ``train_dataset`` with ``loss`` and save it to ``output_dir`` atomically.
 
@@ -532,10 +536,8 @@ def train(
         if evaluator is not None and trainer.is_world_process_zero():  # evaluate once, on rank 0
             final_eval = evaluator(model)
             trainer.log({f"eval_{k}": v for k, v in final_eval.items()})
-    if output_dir is not None:
-        publish(model, output_dir, checkpoint_dir=checkpoint_dir, live_dir=live_dir)
     steps = int(result.global_step)
-    return {
+    stats = {
         "steps": steps,
         "train_loss": float(result.training_loss),
         "train_seconds": round(seconds, 2),
@@ -545,10 +547,21 @@ def train(
         "bf16": bf16,
         "final_eval": {k: float(v) for k, v in final_eval.items()},  # the evaluator's scores after training
     }
+    if output_dir is not None:
+        publish(model, output_dir, checkpoint_dir=checkpoint_dir, live_dir=live_dir, card=with_results(card, stats))
+    return stats
 
 
-def publish(model, output_dir: str | Path, *, checkpoint_dir: str | Path, live_dir: str | Path | None = None) -> None:
-    """Save the model, replace ``live_dir`` with this run's staged curves, then remove the checkpoints (rank 0).
+def publish(
+    model,
+    output_dir: str | Path,
+    *,
+    checkpoint_dir: str | Path,
+    live_dir: str | Path | None = None,
+    card: CardInfo | None = None,
+) -> None:
+    """Save the model (and ``card``, :func:`save_model`), put this run's staged curves in ``live_dir``, then remove
+    the checkpoints (rank 0).
 
     Called once the run passed its checks: a refused or failed run leaves the last good model and curves in place,
     and its checkpoints let a rerun resume (a failed save reruns no step: the last checkpoint is the final one).
@@ -558,7 +571,7 @@ def publish(model, output_dir: str | Path, *, checkpoint_dir: str | Path, live_d
     if not is_main_process():
         return
     checkpoint_dir = Path(checkpoint_dir)
-    save_model(model, output_dir)
+    save_model(model, output_dir, card)
     staged = checkpoint_dir / CURVES
     if live_dir is not None and staged.is_dir():
         needed = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
@@ -568,8 +581,70 @@ def publish(model, output_dir: str | Path, *, checkpoint_dir: str | Path, live_d
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
-def save_model(model, output_dir: str | Path) -> None:
-    """Save as safetensors, without the model card (it embeds a timestamp), atomically, from rank 0 only."""
+def sts_score(final_eval: dict[str, float]) -> float | None:
+    """The Spearman cosine among an STS evaluator's final scores (None when the evaluator is not one)."""
+    keys = [k for k in final_eval if k.endswith("spearman_cosine")]
+    return float(final_eval[keys[0]]) if len(keys) == 1 else None
+
+
+def train_checked(
+    model,
+    dataset,
+    loss,
+    settings,
+    output_dir: str | Path,
+    *,
+    checkpoint_dir: str | Path,
+    live_dir: str | Path | None,
+    evaluator,
+    batch_sampler: Literal["batch_sampler", "no_duplicates", "group_by_label"] = "batch_sampler",
+    what: str,
+    check: Callable[[dict[str, Any]], None] | None = None,
+    card: CardInfo | None = None,
+) -> dict[str, Any]:
+    """:func:`train`, refuse a collapsed model (STS evaluator given) and fail ``check(stats)``, then :func:`publish`.
+
+    ``check`` runs on rank 0 before anything is saved: a stage's own floor (e.g. domain adaptation's
+    bag-of-embeddings baseline) raises there, and the last good model and curves stay in place.
+    """
+    from embedlab.baselines import refuse_collapsed
+    from embedlab.launch import is_main_process
+
+    stats = train(
+        model,
+        dataset,
+        loss,
+        settings,
+        None,
+        checkpoint_dir=checkpoint_dir,
+        live_dir=live_dir,
+        evaluator=evaluator,
+        batch_sampler=batch_sampler,
+    )
+    score = sts_score(stats["final_eval"])
+    if score is not None and hasattr(evaluator, "sentences1"):
+        refuse_collapsed(score, len(evaluator.sentences1), what)
+    if check is not None and is_main_process():
+        check(stats)
+    publish(model, output_dir, checkpoint_dir=checkpoint_dir, live_dir=live_dir, card=with_results(card, stats))
+    return stats
+
+
+def with_results(card: CardInfo | None, stats: dict[str, Any]) -> CardInfo | None:
+    """``card`` completed with what the run measured: its final scores and its training rows, unless given."""
+    if card is None:
+        return None
+    return dataclasses.replace(
+        card, metrics=card.metrics or stats["final_eval"], data=card.data or {"training rows": stats["rows"]}
+    )
+
+
+def save_model(model, output_dir: str | Path, card: CardInfo | None = None) -> None:
+    """Save as safetensors, atomically, from rank 0 only, with ``card`` as a deterministic README.md.
+
+    The library's own card embeds the training time (and more that varies, :mod:`embedlab.cards`), so it is not
+    written here; :func:`embedlab.cards.write_model_card` writes one that two identical runs share byte for byte.
+    """
     from embedlab.launch import is_main_process
 
     if not is_main_process():
@@ -580,6 +655,10 @@ def save_model(model, output_dir: str | Path) -> None:
     ):
         model.save(str(tmp), create_model_card=False, safe_serialization=True)
         (tmp / "README.md").unlink(missing_ok=True)
+        if card is not None:
+            from embedlab.cards import write_model_card
+
+            write_model_card(model, tmp, card)
 
 
 # --- a full disk: one line with the path, the space needed and the space free -----------------------------------

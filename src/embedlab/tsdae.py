@@ -6,39 +6,20 @@ sentence from that vector alone through cross-attention (``DenoisingAutoEncoderL
 
 Why the noise is implemented here: ``sentence_transformers.datasets.DenoisingAutoEncoderDataset`` is deprecated,
 several public scripts *keep* 60 % of the words instead of deleting them, and nltk's ``word_tokenize`` needs the
-``punkt`` data, which cannot be downloaded offline. :func:`delete_words` uses a regex word splitter (tweet-aware:
-``@user``, ``#tag`` and URLs stay whole) and nltk's ``TreebankWordDetokenizer`` (pure code, no data), seeded.
-
-This module also holds what the three unsupervised methods (TSDAE, SimCSE, CT: ``simcse.py``, ``ct.py``) share:
-the encoder with a fresh pooling layer and the trivial baseline every trained model must beat
-(:func:`static_floor`).
+``punkt`` data, which cannot be downloaded offline. :func:`delete_words` splits words with
+:func:`embedlab.text.split_words` and joins them with nltk's ``TreebankWordDetokenizer`` (pure code), seeded.
 """
 
 from __future__ import annotations
 
 import random
-import re
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from embedlab.encoders import Pooling
 from embedlab.errors import DataError, EmbedlabError
+from embedlab.text import clean_sentences, join_words, split_words, training_sentences
 
 DEL_RATIO = 0.6
-# URLs, @mentions, #hashtags, numbers with decimals, words with inner apostrophes, runs of punctuation.
-_WORD_RE = re.compile(r"https?://\S+|www\.\S+|[@#]\w+|\d+(?:[.,]\d+)*|\w+(?:['\u2019]\w+)*|[^\w\s]+")
-Pooling = Literal["cls", "mean"]
-
-
-def split_words(text: str) -> list[str]:
-    """Words and punctuation runs of ``text``; no model or downloaded data needed."""
-    return _WORD_RE.findall(text)
-
-
-def join_words(words: list[str]) -> str:
-    """Inverse of :func:`split_words` up to spacing (nltk's Treebank detokenizer is plain code, no data)."""
-    from nltk.tokenize.treebank import TreebankWordDetokenizer
-
-    return TreebankWordDetokenizer().detokenize(words)
 
 
 def delete_words(text: str, rng: random.Random, del_ratio: float = DEL_RATIO) -> str:
@@ -57,24 +38,12 @@ def delete_words(text: str, rng: random.Random, del_ratio: float = DEL_RATIO) ->
     return join_words(kept)
 
 
-def clean_sentences(sentences: list[str]) -> list[str]:
-    """Strip, drop blanks and duplicates, keep order (TSDAE and the contrastive methods need distinct texts)."""
-    seen: dict[str, None] = {}
-    for s in sentences:
-        s = " ".join(str(s).split())
-        if s and split_words(s):
-            seen.setdefault(s, None)
-    return list(seen)
-
-
 def noisy_pairs(sentences: list[str], del_ratio: float = DEL_RATIO, seed: int = 42):
     """``Dataset`` with columns in the order the loss reads them: (damaged, original)."""
     from datasets import Dataset
 
     rng = random.Random(seed)
-    sentences = clean_sentences(sentences)
-    if not sentences:
-        raise DataError("no non-empty sentences to train TSDAE on", "check the prepared corpus")
+    sentences = training_sentences(sentences, "TSDAE")
     damaged = [delete_words(s, rng, del_ratio) for s in sentences]
     return Dataset.from_dict({"damaged": damaged, "original": sentences})
 
@@ -87,33 +56,11 @@ def split_heldout(sentences: list[str], n: int, seed: int = 42) -> tuple[list[st
     return train, [s for i, s in enumerate(sentences) if i in picked]
 
 
-def build_encoder(base_model: str, pooling: Pooling = "cls", max_seq_length: int | None = None, seed: int = 42):
-    """The base's transformer + a new pooling layer (the book: ``models.Transformer`` + CLS ``models.Pooling``).
-
-    Seeded with ``seed`` first: any weight the base lacks (e.g. a pooler) is initialised the same every run.
-    """
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling as PoolingModule
-    from sentence_transformers.sentence_transformer.modules import Transformer
-
-    from embedlab.models import resolve_model
-    from embedlab.training import seed_everything
-
-    path = resolve_model(base_model)
-    kwargs = {"max_seq_length": max_seq_length} if max_seq_length else {}
-    seed_everything(seed)
-    transformer = Transformer(path, **kwargs)
-    model = SentenceTransformer(modules=[transformer, PoolingModule(transformer.get_embedding_dimension(), pooling)])
-    # The loss rebuilds the decoder from this name: make it the folder we really loaded (offline-safe).
-    model.transformers_model.config._name_or_path = path
-    return model
-
-
 def tsdae_loss(model, seed: int = 42):
     """``DenoisingAutoEncoderLoss`` with ``tie_encoder_decoder=True``, checked to really share the weights.
 
     With tying, the library loads the decoder from the encoder's own checkpoint (``config._name_or_path``, set
-    by :func:`build_encoder`) and ignores ``decoder_name_or_path`` (passing it only logs a warning). The
+    by :func:`embedlab.encoders.new_encoder`) and ignores ``decoder_name_or_path`` (passing it only logs a warning). The
     decoder's cross-attention and LM-head transform are new (transformers says "newly initialized": expected),
     drawn right after seeding ``seed``.
     """
@@ -178,20 +125,21 @@ def run_tsdae(
     sentences: list[str],
     settings,
     *,
-    checkpoint_dir: str | Path,
-    live_dir: str | Path | None = None,
-    evaluator=None,
     pooling: Pooling = "cls",
     del_ratio: float = DEL_RATIO,
     heldout: int = 256,
+    **where: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Train TSDAE from ``base_model`` on ``sentences``; return the (unsaved) encoder and run statistics.
+
+    ``where`` (``checkpoint_dir``, ``live_dir``, ``evaluator``) goes to :func:`embedlab.training.train`.
 
     A few sentences are held out to measure the reconstruction loss before and after training: the caller
     refuses a model that did not learn to reconstruct (:func:`check_learned`).
     """
     import dataclasses
 
+    from embedlab.encoders import new_encoder
     from embedlab.training import train
 
     # Checkpoints hold the encoder only, not the decoder's own weights (cross-attention, LM-head transform):
@@ -199,15 +147,13 @@ def run_tsdae(
     settings = dataclasses.replace(settings, resume=False)
     sentences = clean_sentences(sentences)
     train_sents, held = split_heldout(sentences, heldout, settings.seed)
-    model = build_encoder(base_model, pooling, settings.max_seq_length, settings.seed)  # both seed themselves
+    model = new_encoder(base_model, pooling, settings.max_seq_length, settings.seed)  # both seed themselves
     loss = tsdae_loss(model, settings.seed)
     ties = tied_parameters(loss)
     held_pairs = noisy_pairs(held, del_ratio, settings.seed + 1) if held else None
     before = reconstruction_loss(loss, held_pairs) if held_pairs is not None else None
     dataset = noisy_pairs(train_sents, del_ratio, settings.seed)
-    stats = train(
-        model, dataset, loss, settings, None, checkpoint_dir=checkpoint_dir, live_dir=live_dir, evaluator=evaluator
-    )
+    stats = train(model, dataset, loss, settings, None, **where)
     after = reconstruction_loss(loss, held_pairs) if held_pairs is not None else None
     words = [len(split_words(s)) for s in dataset["original"][:2000]]
     kept = [len(split_words(s)) for s in dataset["damaged"][:2000]]
@@ -231,59 +177,3 @@ def check_learned(stats: dict[str, Any]) -> None:
             f"TSDAE did not learn: held-out reconstruction loss {after:.4f} is not below {before:.4f} before training",
             "train longer (epochs), raise the learning rate, or use more sentences",
         )
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The trivial baseline every unsupervised model must beat
-
-
-def static_floor(base_model: str, sts_validation, batch_size: int = 64) -> float:
-    """STS-B validation Spearman (cosine) of the base's *input* token embeddings averaged (no transformer layers).
-
-    A trained encoder below this bag-of-embeddings baseline has collapsed or diverged.
-    """
-    import numpy as np
-    from scipy.stats import spearmanr
-    from transformers import AutoModel, AutoTokenizer
-
-    from embedlab.models import resolve_model
-
-    path = resolve_model(base_model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    weights = AutoModel.from_pretrained(path).get_input_embeddings().weight.detach().float().numpy()
-    special = set(tokenizer.all_special_ids)
-
-    def embed(texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), weights.shape[1]), dtype=np.float32)
-        for i, ids in enumerate(tokenizer(list(texts), add_special_tokens=False)["input_ids"]):
-            ids = [t for t in ids if t not in special]
-            if ids:
-                out[i] = weights[ids].mean(axis=0)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-    a, b = embed(sts_validation["sentence1"]), embed(sts_validation["sentence2"])
-    return float(spearmanr((a * b).sum(axis=1), sts_validation["score"]).statistic)
-
-
-def check_beats_floor(name: str, score: float, floor: float) -> None:
-    """Refuse a model whose STS-B validation Spearman is not above :func:`static_floor`."""
-    if not score > floor:
-        raise EmbedlabError(
-            f"{name}: STS-B validation spearman_cosine {score:.4f} does not beat the bag-of-input-embeddings "
-            f"baseline {floor:.4f}; the model has collapsed or diverged and is not saved",
-            "lower the learning rate or the number of epochs, or check the training sentences",
-        )
-
-
-def sts_from(stats: dict[str, Any]) -> float:
-    """The STS-B validation Spearman cosine that :func:`embedlab.training.train`'s final evaluation logged."""
-    scores = [v for k, v in stats.get("final_eval", {}).items() if k.endswith("spearman_cosine")]
-    if len(scores) != 1:
-        raise EmbedlabError(f"no single spearman_cosine in the final evaluation: {stats.get('final_eval')}")
-    return float(scores[0])
-
-
-def summary(stats: dict[str, Any], score: float, floor: float) -> dict[str, Any]:
-    """A stage's run statistics for metrics/: the headline score and its floor instead of all ten eval keys."""
-    out = {k: v for k, v in stats.items() if k != "final_eval"}
-    return {**out, "stsb_validation_spearman_cosine": score, "stsb_validation_floor": floor}

@@ -2,38 +2,25 @@
 
 TSDAE (:mod:`embedlab.tsdae`), SimCSE (:mod:`embedlab.simcse`) and Contrastive Tension (:mod:`embedlab.ct`) train
 the same encoder (the base's transformer + a new pooling) on unlabelled sentences. Whatever the method, a model
-is only saved when its STS-B validation score beats averaging the base's input word embeddings (and, for TSDAE,
-when the held-out reconstruction loss dropped): a stage refuses to hand a collapsed model to the next one.
+is only saved when its STS-B validation score beats averaging the base's input word embeddings
+(:func:`embedlab.baselines.static_floor`; for TSDAE also when the held-out reconstruction loss dropped): a stage
+refuses to hand a collapsed model to the next one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-Method = Literal["tsdae", "simcse", "ct"]
-METHODS: tuple[Method, ...] = ("tsdae", "simcse", "ct")
+if TYPE_CHECKING:
+    from embedlab.cards import CardInfo
 
-
-def runner(method: Method):
-    """The ``run_<method>`` function: ``(base_model, sentences, settings, **kw) -> (model, stats)``."""
-    if method == "tsdae":
-        from embedlab.tsdae import run_tsdae
-
-        return run_tsdae
-    if method == "simcse":
-        from embedlab.simcse import run_simcse
-
-        return run_simcse
-    if method == "ct":
-        from embedlab.ct import run_ct
-
-        return run_ct
-    raise ValueError(f"unknown unsupervised method {method!r}; one of {METHODS}")
+Runner = Callable[..., tuple[Any, dict[str, Any]]]  # run_tsdae, run_simcse, run_ct: (model, stats), unsaved
 
 
-def train_checked(
-    method: Method,
+def train_unsupervised(
+    run: Runner,
     base_model: str,
     sentences: list[str],
     settings,
@@ -44,21 +31,25 @@ def train_checked(
     metrics_path: str | Path,
     pooling: str = "cls",
     eval_batch_size: int = 64,
+    check: Callable[[dict[str, Any]], None] | None = None,
+    card: CardInfo | None = None,
     **method_kwargs: Any,
 ) -> dict[str, Any] | None:
-    """Train ``method`` into ``models/<name>``; statistics to ``metrics_path``; None on non-zero DDP ranks.
+    """``run`` into ``models/<name>``; statistics to ``metrics_path``; None on non-zero DDP ranks.
 
-    Raises (nothing saved, statistics still written to explain why) when the model fails its checks.
+    Raises (nothing saved, statistics still written to explain why) when the model fails ``check(stats)`` (the
+    method's own, e.g. TSDAE's reconstruction) or does not beat the bag-of-embeddings floor.
     """
+    from embedlab.baselines import check_beats_floor, static_floor, summary
+    from embedlab.errors import EmbedlabError
     from embedlab.evaluation import sts_evaluator
     from embedlab.io import write_json
     from embedlab.launch import is_main_process
-    from embedlab.training import publish
-    from embedlab.tsdae import check_beats_floor, check_learned, static_floor, sts_from, summary
+    from embedlab.training import publish, sts_score, with_results
 
     floor = static_floor(base_model, stsb_validation)
     checkpoint_dir = Path("checkpoints") / name
-    model, stats = runner(method)(
+    model, stats = run(
         base_model,
         sentences,
         settings,
@@ -70,13 +61,49 @@ def train_checked(
     )
     if not is_main_process():  # under a distributed launch every rank trains; rank 0 checks and saves
         return None
-    score = sts_from(stats)
+    score = sts_score(stats["final_eval"])
+    if score is None:
+        raise EmbedlabError(f"no single spearman_cosine in the final evaluation: {stats['final_eval']}")
     write_json(Path(metrics_path), summary(stats, score, floor))
-    if method == "tsdae":
-        check_learned(stats)
+    if check is not None:
+        check(stats)
     check_beats_floor(name, score, floor)
-    publish(model, Path("models") / name, checkpoint_dir=checkpoint_dir, live_dir=live_dir)
+    card = with_results(card, stats)
+    publish(model, Path("models") / name, checkpoint_dir=checkpoint_dir, live_dir=live_dir, card=card)
     return {**stats, "stsb_validation_spearman_cosine": score, "stsb_validation_floor": floor}
+
+
+def train_stage(params, method: str, run: Runner, check: Callable[[dict[str, Any]], None] | None = None, **kw: Any):
+    """Stage ``train_<method>`` (10.6.1): ``run`` on the prepared TSDAE sentences, settings ``unsupervised.<method>``.
+
+    The stage script names its method's module, so each stage depends on its own method only.
+    """
+    from embedlab.cards import stage_card
+    from embedlab.evaluation import read_curve_pairs
+    from embedlab.io import read_parquet
+    from embedlab.models import resolve_model
+
+    u = params.unsupervised
+    resolve_model(u.base_model)  # fail on a bad name before reading data or importing torch
+    block = getattr(u, method)
+    keys = [f"unsupervised.{k}" for k in ("base_model", "pooling", *kw, method)]  # kw: the method's own params
+    stats = train_unsupervised(
+        run,
+        u.base_model,
+        read_parquet("data/prepared/tsdae.parquet", ["text"])["text"][: block.max_rows],
+        block.settings(params.seed),
+        read_curve_pairs(params.evaluate.curve_pairs),
+        name=method,
+        live_dir=f"plots/train_{method}",
+        metrics_path=f"metrics/train_{method}.json",
+        pooling=u.pooling,
+        eval_batch_size=params.evaluate.batch_size,
+        check=check,
+        card=stage_card(params, f"train_{method}", f"models/{method}", keys, u.base_model),
+        **kw,
+    )
+    if stats is not None:
+        print(describe(method, stats))
 
 
 def describe(name: str, stats: dict[str, Any]) -> str:
