@@ -102,6 +102,10 @@ def seed_everything(seed: int) -> None:
 CURVES = "curves"  # checkpoint_dir/curves: where dvclive writes until the run is published onto live_dir
 
 
+# Not transformers' DVCLiveCallback (issue #17, compared on one run): it names curves by raw key (loss and
+# learning_rate outside train/, train/loss becomes the run's mean), counts steps per log call instead of
+# global_step, writes a params.yaml holding the absolute output_dir, cannot resume curves from a checkpoint, and
+# with HF_DVCLIVE_LOG_MODEL set it saves and copies the model itself.
 def _live_callback(staging: Path):
     from transformers import TrainerCallback
 
