@@ -272,6 +272,26 @@ def test_same_seed_gives_the_same_model_bytes(tmp_path, data_dir, kind):
 
 
 @pytest.mark.realdata
+def test_matryoshka_recipe_is_improved_with_gist_at_each_truncated_dimension(tmp_path, data_dir):
+    from sentence_transformers import SentenceTransformer
+
+    from embedlab.models import load_sentence_transformer
+
+    minilm = "sentence-transformers/all-MiniLM-L6-v2"
+    recipe = finetune.get_recipe("matryoshka")
+    loss = finetune.recipe_loss(recipe, load_sentence_transformer(minilm), minilm)
+    assert (type(loss).__name__, type(loss.loss).__name__) == ("MatryoshkaLoss", "GISTEmbedLoss")
+    assert list(loss.matryoshka_dims) == [384, 256, 128, 64]
+    pool = real_pool(data_dir, 120)
+    stats = finetune.run_finetune(
+        minilm, pool, "matryoshka", tiny_settings(max_steps=3), tmp_path / "m", checkpoint_dir=tmp_path / "c"
+    )
+    assert stats["data"] == finetune.recipe_dataset(finetune.get_recipe("improved"), pool)[1]  # improved's data
+    truncated = SentenceTransformer(str(tmp_path / "m"), truncate_dim=64)
+    assert truncated.encode(["A man plays a guitar."]).shape == (1, 64)
+
+
+@pytest.mark.realdata
 def test_a_collapsed_model_is_refused_and_not_saved(tmp_path, data_dir):
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 

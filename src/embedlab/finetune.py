@@ -13,6 +13,9 @@ give each recipe its own.
   GISTEmbed with the untouched model as guide: an in-batch "negative" the guide finds at least as similar as
   the positive (another entailment of the same scene, a duplicate caption) is masked instead of pushed away.
   With a lower learning rate (a param) it moves the model a little, in the right direction.
+* ``matryoshka``: ``improved`` with its loss also applied to the first 256, 128 and 64 of the 384 dimensions
+  (``MatryoshkaLoss``), so a truncated embedding (``SentenceTransformer(path, truncate_dim=64)``) stays useful: a
+  smaller index and faster search for a little accuracy.
 
 Adding a recipe is one entry in :data:`RECIPES` plus its settings under ``finetune.recipes`` in params.yaml (and
 the profiles): the stage ``finetune@<name>`` follows from params, and names not in :data:`RECIPES` are refused
@@ -35,11 +38,15 @@ class Recipe:
     data: Literal["all_pairs", "triplets"]
     loss: Literal["mnrl", "gist"]
     batch_sampler: Literal["batch_sampler", "no_duplicates"]
+    matryoshka_dims: tuple[int, ...] = ()  # non-empty: the loss also at these leading dimensions (MatryoshkaLoss)
 
 
 RECIPES: dict[str, Recipe] = {  # the registry: params, profiles and tests read the names from here
     "book": Recipe(data="all_pairs", loss="mnrl", batch_sampler="batch_sampler"),
     "improved": Recipe(data="triplets", loss="gist", batch_sampler="no_duplicates"),
+    "matryoshka": Recipe(
+        data="triplets", loss="gist", batch_sampler="no_duplicates", matryoshka_dims=(384, 256, 128, 64)
+    ),
 }
 
 
@@ -64,20 +71,25 @@ def recipe_dataset(recipe: Recipe, nli, seed: int = 42) -> tuple[Any, dict[str, 
 
 
 def recipe_loss(recipe: Recipe, model, base_model: str):
-    """MNRL, or GISTEmbed guided by a frozen copy of the untouched ``base_model``."""
+    """MNRL, or GISTEmbed guided by a frozen copy of the untouched ``base_model``; wrapped in MatryoshkaLoss when
+    the recipe names dimensions (the guide compares full embeddings; the model's are truncated per dimension)."""
     from sentence_transformers.sentence_transformer import losses
 
     from embedlab.launch import world_size  # DDP: negatives from every process
 
     if recipe.loss == "mnrl":
-        return losses.MultipleNegativesRankingLoss(model, gather_across_devices=world_size() > 1)
-    from embedlab.models import load_sentence_transformer
+        loss = losses.MultipleNegativesRankingLoss(model, gather_across_devices=world_size() > 1)
+    else:
+        from embedlab.models import load_sentence_transformer
 
-    guide = load_sentence_transformer(base_model, device=str(model.device))
-    guide.eval()
-    for p in guide.parameters():
-        p.requires_grad_(False)
-    return losses.GISTEmbedLoss(model, guide, gather_across_devices=world_size() > 1)
+        guide = load_sentence_transformer(base_model, device=str(model.device))
+        guide.eval()
+        for p in guide.parameters():
+            p.requires_grad_(False)
+        loss = losses.GISTEmbedLoss(model, guide, gather_across_devices=world_size() > 1)
+    if recipe.matryoshka_dims:
+        loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=list(recipe.matryoshka_dims))
+    return loss
 
 
 def get_recipe(name: str) -> Recipe:
