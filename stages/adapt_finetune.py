@@ -32,13 +32,13 @@ def main() -> None:
 
     get_recipe(d.recipe)  # fail on an unknown recipe or a missing model before reading data or importing torch
     resolve_model(init)
-    from embedlab.baselines import check_beats_floor, static_floor, summary
+    from embedlab.baselines import record_then_check, static_floor
     from embedlab.cards import stage_card
     from embedlab.encoders import new_encoder
     from embedlab.evaluation import read_curve_pairs, sts_evaluator
     from embedlab.finetune import run_finetune
-    from embedlab.io import read_parquet, write_json
-    from embedlab.launch import rank
+    from embedlab.io import read_parquet
+    from embedlab.launch import is_main_process, rank
     from embedlab.nli import NLI_COLUMNS, first_rows
     from embedlab.training import sts_score
 
@@ -47,15 +47,14 @@ def main() -> None:
     nli = first_rows(read_parquet("data/prepared/nli.parquet", NLI_COLUMNS), d.finetune.max_rows)
     val = read_curve_pairs(p.evaluate.curve_pairs)
     floor = static_floor(d.base_model, val)
-    fresh = init == d.base_model  # the control starts from exactly what TSDAE starts from: transformer + new pooling
+    # INIT = the base model: the control, which starts from what TSDAE starts from (its transformer + new pooling)
+    fresh = Path(resolve_model(init)).resolve() == Path(resolve_model(d.base_model)).resolve()
     start = str(Path("checkpoints") / f"{name}-init-rank{rank()}") if fresh else init  # one per DDP process
     if fresh:
         new_encoder(d.base_model, d.pooling, d.finetune.max_seq_length, p.seed).save(start, create_model_card=False)
 
-    def write_stats_then_check(stats: dict) -> None:  # the statistics explain a refusal too
-        score = sts_score(stats["final_eval"])
-        write_json(Path("metrics") / f"adapt_finetune_{arm}.json", summary(stats, score, floor))
-        check_beats_floor(name, score, floor)
+    def write_stats_then_check(stats: dict) -> None:
+        record_then_check(name, stats, floor, Path("metrics") / f"adapt_finetune_{arm}.json")
 
     try:
         stats = run_finetune(
@@ -73,6 +72,8 @@ def main() -> None:
     finally:
         if fresh:
             shutil.rmtree(start, ignore_errors=True)
+    if not is_main_process():  # under a distributed launch every rank trains; rank 0 checks, saves and reports
+        return
     print(
         f"{name}: recipe {d.recipe} from {init}{' (no TSDAE)' if fresh else ''} on {len(nli)} NLI rows, "
         f"{stats['steps']} steps in {stats['train_seconds']:.0f} s; "

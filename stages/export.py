@@ -22,6 +22,7 @@ def main() -> None:
     if e is None:
         raise ParamsError("params.yaml has no export section", "add `export: {model: models/finetune-improved}`")
     from embedlab import export
+    from embedlab.cards import stage_card
     from embedlab.io import read_parquet, write_json
     from embedlab.models import load_sentence_transformer, resolve_model
 
@@ -32,7 +33,8 @@ def main() -> None:
     model = load_sentence_transformer(e.model, device="cpu")
     # openvino-int8 sets its activation ranges on unlabelled NLI sentences, not on the pairs it is scored on
     calibration = read_parquet("data/prepared/tsdae.parquet", ["text"])["text"][: export.CALIBRATION_SIZE]
-    paths = export.export_variants(model, OUT_DIR, e.variants, save_model=True, calibration=calibration)
+    card = stage_card(p, "export", OUT_DIR, ["export"], e.model)
+    paths = export.export_variants(model, OUT_DIR, e.variants, save_model=True, calibration=calibration, card=card)
     scores = export.score_variants(
         model, paths, sts["sentence1"], sts["sentence2"], sts["score"], batch_size=e.batch_size
     )

@@ -29,12 +29,12 @@ def main() -> None:
     from embedlab.encoders import new_encoder
     from embedlab.io import read_parquet
     from embedlab.models import resolve_model
+    from embedlab.nli import NLI_COLUMNS
 
     resolve_model(t.base)  # fail on a bad name before reading data or importing torch
-    nli_columns = ["premise", "hypothesis", "label"]
-    gold = augsbert.binary_pairs(read_parquet("data/prepared/gold.parquet", nli_columns))
+    gold = augsbert.binary_pairs(read_parquet("data/prepared/gold.parquet", NLI_COLUMNS))
     if silver_path.startswith("data/prepared/"):  # true labels, mapped exactly like gold's
-        silver = augsbert.binary_pairs(read_parquet(silver_path, nli_columns))
+        silver = augsbert.binary_pairs(read_parquet(silver_path, NLI_COLUMNS))
     else:
         silver = read_parquet(silver_path, augsbert.PAIR_COLUMNS)
     pairs = augsbert.combine(gold, silver)

@@ -26,10 +26,11 @@ def main() -> None:
     from embedlab.cards import stage_card
     from embedlab.io import read_parquet, write_json
     from embedlab.models import resolve_model
+    from embedlab.nli import NLI_COLUMNS
     from embedlab.training import publish
 
     resolve_model(c.base)  # fail on a bad name before reading data or importing torch
-    gold = augsbert.binary_pairs(read_parquet("data/prepared/gold.parquet", ["premise", "hypothesis", "label"]))
+    gold = augsbert.binary_pairs(read_parquet("data/prepared/gold.parquet", NLI_COLUMNS))
     train_pairs, holdout = augsbert.split_holdout(gold, c.holdout, p.seed)
     settings = c.settings(p.seed)
     model = augsbert.build_cross_encoder(c.base, c.max_seq_length, p.seed)  # seeded: fresh head

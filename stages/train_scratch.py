@@ -30,6 +30,7 @@ def main() -> None:
     from embedlab.cards import stage_card
     from embedlab.evaluation import read_curve_pairs, sts_evaluator
     from embedlab.io import read_parquet
+    from embedlab.launch import is_main_process
     from embedlab.nli import NLI_COLUMNS, first_rows
     from embedlab.training import sts_score
 
@@ -51,6 +52,8 @@ def main() -> None:
         evaluator=evaluator,
         card=stage_card(p, f"train_scratch@{loss_name}", Path("models") / name, keys, t.base_model),
     )
+    if not is_main_process():  # under a distributed launch every rank trains; rank 0 saves and reports
+        return
     score = sts_score(stats["final_eval"])
     print(
         f"{name}: {stats['data']} from {len(nli)} NLI rows, {stats['steps']} steps in {stats['train_seconds']:.0f} s, "

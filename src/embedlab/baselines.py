@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from embedlab.errors import EmbedlabError
@@ -72,3 +74,25 @@ def summary(stats: dict[str, Any], score: float, floor: float) -> dict[str, Any]
     """A stage's run statistics for metrics/: the headline score and its floor instead of all ten eval keys."""
     out = {k: v for k, v in stats.items() if k != "final_eval"}
     return {**out, "stsb_validation_spearman_cosine": score, "stsb_validation_floor": floor}
+
+
+def record_then_check(
+    name: str,
+    stats: dict[str, Any],
+    floor: float,
+    metrics_path: str | Path,
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> float:
+    """Write the run's :func:`summary` to ``metrics_path`` (it explains a refusal too), then run the method's own
+    ``check`` and refuse a model not above the bag-of-embeddings ``floor``; returns the STS-B validation score."""
+    from embedlab.io import write_json
+    from embedlab.training import sts_score
+
+    score = sts_score(stats["final_eval"])
+    if score is None:
+        raise EmbedlabError(f"no single spearman_cosine in the final evaluation: {stats['final_eval']}")
+    write_json(Path(metrics_path), summary(stats, score, floor))
+    if check is not None:
+        check(stats)
+    check_beats_floor(name, score, floor)
+    return score

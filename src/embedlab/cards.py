@@ -240,7 +240,8 @@ def _scrub(text: str, folder: Path, model_path: str) -> str:
 
 def stage_card(params: Any, stage: str, model_path: str | Path, keys: list[str], base_model: str | None) -> CardInfo:
     """The :class:`CardInfo` of a stage: ``params``' blocks at the dotted ``keys`` (and the seed), nested as in
-    params.yaml; a base model ``models/base/<name>`` is named by the Hub id and commit ``base_models`` pins."""
+    params.yaml. Only keys the stage declares are read (a base model ``models/base/<name>`` is named as that folder:
+    its Hub id and commit are ``base_models``' params, which the training stages do not depend on)."""
     nested: dict[str, Any] = {"seed": params.seed}
     for key in keys:
         value: Any = params
@@ -251,7 +252,4 @@ def stage_card(params: Any, stage: str, model_path: str | Path, keys: list[str],
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-    revision = None
-    if base_model and base_model.startswith("models/base/") and (spec := params.base_models.get(Path(base_model).name)):
-        base_model, revision = spec.hub, spec.revision
-    return CardInfo(stage, Path(model_path).as_posix(), nested, {}, None, base_model, revision)
+    return CardInfo(stage, Path(model_path).as_posix(), nested, {}, None, base_model)

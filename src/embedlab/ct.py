@@ -35,8 +35,6 @@ def run_ct(
 
     ``where`` (``checkpoint_dir``, ``live_dir``, ``evaluator``) goes to :func:`embedlab.training.train`.
     """
-    import dataclasses
-
     from sentence_transformers.sentence_transformer.losses import ContrastiveTensionLossInBatchNegatives
 
     from embedlab.encoders import new_encoder
@@ -44,7 +42,7 @@ def run_ct(
 
     # Checkpoints hold the kept copy only, not copy 1 (a loss parameter): resuming would restart copy 1 from the
     # base model with stale optimizer state, so an interrupted run starts over.
-    settings = dataclasses.replace(settings, resume=False)
+    settings = settings.model_copy(update={"resume": False})
     dataset = ct_dataset(sentences)
     model = new_encoder(base_model, pooling, settings.max_seq_length, settings.seed)  # seeded inside
     loss = ContrastiveTensionLossInBatchNegatives(model, scale=scale)

@@ -185,11 +185,13 @@ def export_variants(
     variants: Sequence[str] = VARIANTS,
     *,
     save_model: bool = False,
+    card=None,
     calibration: Sequence | None = None,
 ) -> dict[str, Path]:
     """Every requested variant of ``model`` under ``out_dir``, as {variant: file}.
 
-    ``save_model`` saves the torch model into the same folder first: sentence-transformers' own layout.
+    ``save_model`` saves the torch model into the same folder first: sentence-transformers' own layout, with the
+    deterministic model card ``card`` (:class:`embedlab.cards.CardInfo`) when given.
     ``calibration`` (sentences, or pairs for a cross-encoder): what ``openvino-int8`` sets its ranges on.
     The ONNX graph is exported once; int8 and OpenVINO variants are derived from it. The folder appears only
     when every variant is written (a failed export leaves no half-written folder).
@@ -202,7 +204,11 @@ def export_variants(
     out_dir = Path(out_dir)
     with atomic_path(out_dir, is_dir=True) as tmp:
         if save_model:  # the torch model, tokenizer and pooling config beside the variants (one loadable folder)
-            model.save(str(tmp))
+            model.save(str(tmp), create_model_card=False)
+            if card is not None:
+                from embedlab.cards import write_model_card
+
+                write_model_card(model, tmp, card)
         _export_into(model, tmp, variants, [] if calibration is None else calibration)
     return {v: out_dir / VARIANT_FILES[v] for v in variants}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -174,34 +173,8 @@ def cuda_present() -> bool:
 AutoBool = bool | Literal["auto"]
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    """What ``embedlab.training.train`` takes: a params block (:meth:`TrainerParams.settings`) plus the seed.
-
-    Here, not in training.py, so that reading params never imports the training code (a stage's deps stay exact).
-    """
-
-    epochs: float = 1.0
-    batch_size: int = 32
-    learning_rate: float = 2e-5
-    warmup: float = 100  # int >= 1: steps (the book's 100); float in [0, 1): ratio of all steps
-    weight_decay: float = 0.01
-    fp16: bool | Literal["auto"] = "auto"
-    bf16: bool | Literal["auto"] = False  # auto: on where CUDA supports it; preferred to fp16 when both are auto
-    torch_compile: bool = False
-    eval_batch_size: int | None = None  # None: max(batch_size, 64)
-    group_by_length: bool = False  # batches of similar text length (embedlab.batching); False: ST's samplers
-    seed: int = 42
-    max_seq_length: int | None = None
-    logging_steps: int = 10
-    eval_steps: int | None = None  # evaluate every N steps (None: only at the end)
-    save_steps: int = 200  # checkpoint every N steps, for resuming after an interruption
-    resume: bool = True
-    max_steps: int = -1  # tests only: stop after N steps
-
-
 class TrainerParams(Section):
-    """Trainer settings shared by every training block; ``settings()`` maps them to :class:`TrainSettings`."""
+    """Trainer settings shared by every training block; ``settings()`` makes them the :class:`TrainSettings` run."""
 
     epochs: float = Field(gt=0)
     batch_size: PositiveInt = 32
@@ -241,10 +214,26 @@ class TrainerParams(Section):
         return self
 
     def settings(self, seed: int, **extra: Any) -> TrainSettings:
-        """These settings as the :class:`TrainSettings` that ``embedlab.training.train`` takes: every field both
-        declare (a block's data fields, such as ``max_rows``, stay here), plus the seed."""
-        shared = [f.name for f in fields(TrainSettings) if f.name in type(self).model_fields]
+        """This block as the :class:`TrainSettings` that ``embedlab.training.train`` takes, with ``seed``: its
+        Trainer fields (a block's data fields, such as ``max_rows`` or ``base``, stay here)."""
+        shared = [name for name in TrainSettings.model_fields if name in type(self).model_fields]
         return TrainSettings(**{name: getattr(self, name) for name in shared}, seed=seed, **extra)
+
+
+class TrainSettings(TrainerParams):
+    """What ``embedlab.training.train`` takes: the Trainer fields of a params block (same types, same checks),
+    plus the seed and what a run adds; defaults for a run built by hand (tests, benchmarks).
+
+    Here, not in training.py, so that reading params never imports the training code (a stage's deps stay exact).
+    """
+
+    epochs: float = Field(1.0, gt=0)
+    warmup: int | float = 100  # int: steps (the book's 100); float in [0, 1): ratio of all steps
+    seed: Seed = 42
+    logging_steps: PositiveInt = 10
+    eval_steps: PositiveInt | None = None  # evaluate every N steps into the curves (None: only at the end)
+    resume: bool = True  # continue from the last complete checkpoint of the same run
+    max_steps: int = -1  # tests only: stop after N steps
 
 
 class AugsbertTrainParams(TrainerParams):

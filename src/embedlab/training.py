@@ -11,9 +11,10 @@ columns are in the order their loss reads them, and a loss; :func:`train` does t
 * periodic checkpoints outside DVC's outputs; a re-run after an interruption resumes from the last one, but only
   when the checkpoints were made by the same run (:func:`run_fingerprint`: settings, data, initial weights, loss,
   code, library versions); anything else is discarded with a message, so a changed param never inherits old weights;
-* the model is saved as safetensors without a model card (it embeds a timestamp) into a temporary folder that is
-  renamed into place only when complete; the checkpoints are removed only after that, and a full disk is one
-  error line (path, space needed, space free), so a rerun resumes from the last checkpoint.
+* the model is saved as safetensors with a deterministic model card (:mod:`embedlab.cards`; the library's own
+  embeds the training time) into a temporary folder that is renamed into place only when complete; the
+  checkpoints are removed only after that, and a full disk is one error line (path, space needed, space free),
+  so a rerun resumes from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -385,7 +386,7 @@ def run_fingerprint(
     """
     from embedlab.launch import world_size
 
-    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    fields = {name: getattr(settings, name) for name in type(settings).model_fields}
     fingerprint: dict[str, Any] = {
         "version": FINGERPRINT_VERSION,
         "settings": _jsonable({k: v for k, v in fields.items() if k not in OPERATIONAL_SETTINGS}),

@@ -137,14 +137,12 @@ def run_tsdae(
     A few sentences are held out to measure the reconstruction loss before and after training: the caller
     refuses a model that did not learn to reconstruct (:func:`check_learned`).
     """
-    import dataclasses
-
     from embedlab.encoders import new_encoder
     from embedlab.training import train
 
     # Checkpoints hold the encoder only, not the decoder's own weights (cross-attention, LM-head transform):
     # resuming would pair a fresh decoder with a trained encoder and stale optimizer state, so start over.
-    settings = dataclasses.replace(settings, resume=False)
+    settings = settings.model_copy(update={"resume": False})
     sentences = clean_sentences(sentences)
     train_sents, held = split_heldout(sentences, heldout, settings.seed)
     model = new_encoder(base_model, pooling, settings.max_seq_length, settings.seed)  # both seed themselves

@@ -40,12 +40,10 @@ def train_unsupervised(
     Raises (nothing saved, statistics still written to explain why) when the model fails ``check(stats)`` (the
     method's own, e.g. TSDAE's reconstruction) or does not beat the bag-of-embeddings floor.
     """
-    from embedlab.baselines import check_beats_floor, static_floor, summary
-    from embedlab.errors import EmbedlabError
+    from embedlab.baselines import record_then_check, static_floor
     from embedlab.evaluation import sts_evaluator
-    from embedlab.io import write_json
     from embedlab.launch import is_main_process
-    from embedlab.training import publish, sts_score, with_results
+    from embedlab.training import publish, with_results
 
     floor = static_floor(base_model, stsb_validation)
     checkpoint_dir = Path("checkpoints") / name
@@ -61,13 +59,7 @@ def train_unsupervised(
     )
     if not is_main_process():  # under a distributed launch every rank trains; rank 0 checks and saves
         return None
-    score = sts_score(stats["final_eval"])
-    if score is None:
-        raise EmbedlabError(f"no single spearman_cosine in the final evaluation: {stats['final_eval']}")
-    write_json(Path(metrics_path), summary(stats, score, floor))
-    if check is not None:
-        check(stats)
-    check_beats_floor(name, score, floor)
+    score = record_then_check(name, stats, floor, metrics_path, check)
     card = with_results(card, stats)
     publish(model, Path("models") / name, checkpoint_dir=checkpoint_dir, live_dir=live_dir, card=card)
     return {**stats, "stsb_validation_spearman_cosine": score, "stsb_validation_floor": floor}
