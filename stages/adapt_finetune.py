@@ -43,7 +43,7 @@ def main() -> None:
     from embedlab.training import sts_score
 
     name = f"domain-{arm}"
-    keys = ["domain.base_model", "domain.pooling", "domain.recipe", "domain.finetune"]
+    keys = ["seed", "domain.base_model", "domain.pooling", "domain.recipe", "domain.finetune"]
     nli = first_rows(read_parquet("data/prepared/nli.parquet", NLI_COLUMNS), d.finetune.max_rows)
     val = read_curve_pairs(p.evaluate.curve_pairs)
     floor = static_floor(d.base_model, val)

@@ -28,7 +28,7 @@ def main() -> None:
     from embedlab.tsdae import check_learned, run_tsdae
     from embedlab.unsupervised import describe, train_unsupervised
 
-    keys = ["domain.base_model", "domain.pooling", "domain.del_ratio", "domain.heldout", "domain.tsdae"]
+    keys = ["seed", "domain.base_model", "domain.pooling", "domain.del_ratio", "domain.heldout", "domain.tsdae"]
     stats = train_unsupervised(
         run_tsdae,
         d.base_model,

@@ -40,7 +40,7 @@ def main() -> None:
         "stsb_validation",
     )
     name = f"finetune-{recipe}"
-    keys = ["finetune.base_model", f"finetune.recipes.{recipe}"]
+    keys = ["seed", "finetune.base_model", f"finetune.recipes.{recipe}"]
     stats = run_finetune(
         f.base_model,
         nli,

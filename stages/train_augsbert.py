@@ -47,7 +47,7 @@ def main() -> None:
         Path("models") / name,
         checkpoint_dir=Path("checkpoints") / name,
         live_dir=Path("plots/train_augsbert") / name,
-        card=stage_card(p, f"train_augsbert@{name}", Path("models") / name, ["train_augsbert"], t.base),
+        card=stage_card(p, f"train_augsbert@{name}", Path("models") / name, ["seed", "train_augsbert"], t.base),
     )
     print(
         f"{name}: {len(pairs)} pairs ({len(gold)} gold + {len(pairs) - len(gold)} silver after de-duplication), "

@@ -56,7 +56,7 @@ def main() -> None:
         augsbert.check_cross_encoder(metrics)
     elif not metrics["beats_majority"]:
         print("warning: the cross-encoder does not beat the majority class (refuse_below_majority is off)")
-    card = stage_card(p, "train_cross_encoder", MODEL_DIR, ["cross_encoder"], c.base)
+    card = stage_card(p, "train_cross_encoder", MODEL_DIR, ["seed", "cross_encoder"], c.base)
     scores = {f"holdout {k}": v for k, v in metrics.items() if isinstance(v, float)}
     card = dataclasses.replace(card, metrics=scores, data={"gold pairs (train)": len(train_pairs)})
     publish(model, MODEL_DIR, checkpoint_dir=CHECKPOINTS, live_dir=CURVES, card=card)  # model, curves, no checkpoints

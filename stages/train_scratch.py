@@ -40,7 +40,7 @@ def main() -> None:
         "stsb_validation",
     )
     name = f"scratch-{loss_name}"
-    keys = ["train_scratch.base_model", f"train_scratch.losses.{loss_name}"]
+    keys = ["seed", "train_scratch.base_model", f"train_scratch.losses.{loss_name}"]
     stats = scratch.run_scratch(
         t.base_model,
         nli,

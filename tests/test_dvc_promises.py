@@ -13,6 +13,8 @@ import yaml
 from conftest import changed_stages, dvc_status, repro_traced, run, run_dvc, set_param
 from test_declared import code_closure, dvc_stages, scripts_of
 
+from embedlab.finetune import RECIPES
+
 TRAINING = {
     "train_cross_encoder",
     "train_augsbert@augsbert",
@@ -21,8 +23,7 @@ TRAINING = {
     "train_scratch@softmax",
     "train_scratch@cosine",
     "train_scratch@mnrl",
-    "finetune@book",
-    "finetune@improved",
+    *(f"finetune@{name}" for name in RECIPES),  # the tiny profile trains every recipe
     "train_tsdae",
     "train_simcse",
     "train_ct",

@@ -11,6 +11,7 @@ import yaml
 from embedlab import models, training
 from embedlab import params as params_module
 from embedlab.errors import EmbedlabError, ParamsError
+from embedlab.finetune import RECIPES
 from embedlab.params import in_batch_negative_runs, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,10 +143,9 @@ def test_cuda_visible_devices_empty_means_no_gpu(monkeypatch):
     assert params_module.cuda_present() is False
 
 
-IN_BATCH = [
+IN_BATCH = [  # every fine-tuning recipe (each in embedlab.finetune.RECIPES) uses in-batch negatives
     "train_scratch.losses.mnrl",
-    "finetune.recipes.book",
-    "finetune.recipes.improved",
+    *(f"finetune.recipes.{name}" for name in RECIPES),
     "unsupervised.simcse",
     "unsupervised.ct",
     "domain.finetune",

@@ -26,6 +26,7 @@ from conftest import ROOT, run, run_dvc
 from test_declared import dvc_stages
 
 from embedlab import offline_page
+from embedlab.finetune import RECIPES
 
 PAGE = ".dvc/plots/offline_page.html"
 REGENERATE = (
@@ -101,7 +102,9 @@ def test_curve_charts_overlay_every_training_run_against_the_step():
     plots = top_plots()
     assert set(plots) == REPORT_PLOTS - {"plots/silver_label/score_histogram.csv"} | set(CURVES)
     dirs = live_dirs()
-    assert len(dirs) == 15  # cross-encoder, 3 AugSBERT, 3 scratch, 2 fine-tuning, TSDAE/SimCSE/CT, 1 + 2 domain
+    assert len(dirs) == 13 + len(
+        RECIPES
+    )  # cross-encoder, 3 AugSBERT, 3 scratch, 1 per recipe, TSDAE/SimCSE/CT, 1 + 2 domain
     for chart, name in CURVES.items():
         props = plots[chart]
         assert props["x"] == "step" and props["x_label"] == "training step" and props["title"], chart
@@ -132,7 +135,7 @@ def test_only_evaluations_are_metrics_and_dvclive_folders_are_plain_outs():
         outs = {s.name: {o.def_path for o in s.outs} for s in dvc.index.stages}
     prefix = {"evaluate": "metrics/", "evaluate_domain": "metrics/twitter-"}
     expected = {(n, f"{prefix[n.split('@')[0]]}{n.split('@')[1]}.json") for n in outs if n.split("@")[0] in prefix}
-    assert metric_outs == expected and len(expected) == 19  # 15 models, 4 Twitter variants
+    assert metric_outs == expected and len(expected) == 17 + len(RECIPES)  # 13 + 1 per recipe models, 4 Twitter
     assert plot_outs == {"plots/silver_label/score_histogram.csv"}
     assert "metrics/details/baseline.json" in outs["evaluate@baseline"]
     assert {"metrics/cross_encoder.json", "plots/train_cross_encoder"} <= outs["train_cross_encoder"]
@@ -193,7 +196,9 @@ def test_plots_show_draws_each_point_at_its_logged_step(tiny_repo, tmp_path):
     runs = [
         f.partition("/plots/metrics/")[0].removeprefix("plots/") for f in top_plots(tiny_repo)["loss_bi_encoders"]["y"]
     ]
-    assert len(runs) == 12 and all(f">{r}</text>" in svg for r in runs), [r for r in runs if f">{r}</text>" not in svg]
+    assert len(runs) == 10 + len(RECIPES) and all(f">{r}</text>" in svg for r in runs), [
+        r for r in runs if f">{r}</text>" not in svg
+    ]
 
     run_dvc(tiny_repo, "plots", "show", "-o", str(tmp_path / "html"))
     page = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")

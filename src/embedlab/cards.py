@@ -239,10 +239,13 @@ def _scrub(text: str, folder: Path, model_path: str) -> str:
 
 
 def stage_card(params: Any, stage: str, model_path: str | Path, keys: list[str], base_model: str | None) -> CardInfo:
-    """The :class:`CardInfo` of a stage: ``params``' blocks at the dotted ``keys`` (and the seed), nested as in
-    params.yaml. Only keys the stage declares are read (a base model ``models/base/<name>`` is named as that folder:
-    its Hub id and commit are ``base_models``' params, which the training stages do not depend on)."""
-    nested: dict[str, Any] = {"seed": params.seed}
+    """The :class:`CardInfo` of a stage: ``params``' values at the dotted ``keys``, nested as in params.yaml.
+
+    Only keys the stage declares may be read (a training stage's include ``seed``). A base model
+    ``models/base/<name>`` is named as that folder: its Hub id and commit are ``base_models``' params, which the
+    training stages do not depend on.
+    """
+    nested: dict[str, Any] = {}
     for key in keys:
         value: Any = params
         for part in key.split("."):

@@ -78,7 +78,10 @@ def train_stage(params, method: str, run: Runner, check: Callable[[dict[str, Any
     u = params.unsupervised
     resolve_model(u.base_model)  # fail on a bad name before reading data or importing torch
     block = getattr(u, method)
-    keys = [f"unsupervised.{k}" for k in ("base_model", "pooling", *kw, method)]  # kw: the method's own params
+    keys = [
+        "seed",
+        *(f"unsupervised.{k}" for k in ("base_model", "pooling", *kw, method)),
+    ]  # kw: the method's own params
     stats = train_unsupervised(
         run,
         u.base_model,
