@@ -9,8 +9,8 @@ no resolution) and then embedlab itself, editable, without dependencies.
 - pip: ``pip --python VENV install --require-hashes --no-deps -r LOCK`` with this machine's pip configuration
   (find-links, extra indexes), then ``pip install --no-deps --no-build-isolation -e .``. The pip that runs is the
   one of the interpreter running this script (a current pip), not the fresh venv's bundled one.
-- uv: ``uv pip sync --require-hashes --find-links WHEELS LOCK``, then ``uv pip install --no-deps
-  --no-build-isolation -e .`` (exactly the Makefile's ``install``).
+- uv: ``uv pip sync --compile-bytecode --require-hashes --find-links WHEELS LOCK``, then ``uv pip install
+  --no-deps --no-build-isolation -e .`` (exactly the Makefile's ``install``; pip also compiles .pyc by default).
 
 ``cold``: a new, empty download cache for every install (a fresh CI machine); ``warm``: a cache that one untimed
 install has filled (a developer re-creating the venv). Venv creation is not timed. Rounds are interleaved (pip,
@@ -61,7 +61,8 @@ def install_pip(python: Path, lock: Path, cache: Path) -> None:
 def install_uv(python: Path, lock: Path, cache: Path) -> None:
     env = {**os.environ, "UV_CACHE_DIR": str(cache)}
     uv = [UV, "pip"]
-    run([*uv, "sync", "--quiet", "--python", str(python), "--require-hashes", "--find-links", WHEELS, str(lock)], env)
+    sync = [*uv, "sync", "--quiet", "--compile-bytecode", "--python", str(python), "--require-hashes"]
+    run([*sync, "--find-links", WHEELS, str(lock)], env)
     run([*uv, "install", "--quiet", "--python", str(python), "--no-deps", "--no-build-isolation", "-e", "."], env)
 
 

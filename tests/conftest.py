@@ -4,6 +4,8 @@
   skip when it is absent, so a user without the data can still run the unit tests.
 * ``tiny_repo``: this checkout's tracked files copied into a temporary git+DVC repo with the tiny profile,
   reproduced once per test session (``dvc repro``); tests that change params take ``repro_copy`` of it.
+* ``lr_branch``: a copy of ``tiny_repo`` with branch ``lr`` (one learning rate changed) reproduced and committed,
+  once per session: what reruns, metrics diff, ``make exps`` and the run-cache tests all read this one run.
 * ``run_dvc``: run a dvc command in a repo and return the completed process (checks the exit code).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,12 +145,22 @@ def copy_with_data(src_repo: Path, dest_parent: Path) -> Path:
     """``src_repo`` (with its DVC cache) and the data folder beside it, as ``dest_parent/repo`` + ``shared/data``.
 
     ``data.local_dir`` is ``../shared/data`` as in the real layout, so each copy has a private data folder a test
-    may corrupt, and dvc.lock's relative dependency paths stay valid.
+    may corrupt, and dvc.lock's relative dependency paths stay valid. The DVC cache is hard-linked, not copied
+    (half of a copy's 3 GB): DVC never writes a cache file in place (objects are read-only, new ones and run-cache
+    entries arrive by rename), so a copy's cache can only gain or lose links, never change the original's files.
     """
     dest = dest_parent / "repo"
+    cache = src_repo / ".dvc" / "cache"
     # not .dvc/tmp: DVC's lock, state database and background updater files, which may change while we copy
     skip_tmp = lambda folder, names: ["tmp"] if Path(folder).name == ".dvc" else []  # noqa: E731
-    shutil.copytree(src_repo, dest, symlinks=True, ignore=skip_tmp)
+
+    def link_cache(src: str, dst: str) -> None:
+        if Path(src).is_relative_to(cache):
+            os.link(src, dst)
+        else:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(src_repo, dest, symlinks=True, ignore=skip_tmp, copy_function=link_cache)
     shutil.copytree(src_repo.parent / "shared", dest_parent / "shared")
     return dest
 
@@ -191,3 +204,27 @@ def repro_copy(tiny_repo, tmp_path) -> Iterator[Path]:
     """
     yield copy_with_data(tiny_repo, tmp_path)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+LR = "finetune.recipes.book.learning_rate"  # read by finetune@book only: one model retrained (tiny: seconds)
+
+
+class LrBranch:
+    """``lr_branch``: the repo (on branch ``lr``), main's finetune-book headline, and the stages the change ran."""
+
+    def __init__(self, repo: Path, main_headline: dict, ran: list[str]) -> None:
+        self.repo, self.main_headline, self.ran = repo, main_headline, ran
+
+
+@pytest.fixture(scope="session")
+def lr_branch(tiny_repo, tmp_path_factory) -> LrBranch:
+    """A copy of the reproduced tiny pipeline with branch ``lr`` (LR 3e-5) reproduced and committed (shared, do
+    not modify: take ``copy_with_data(lr_branch.repo, ...)``). Main's finetune-book headline is kept: metrics live
+    in the DVC cache, not in git."""
+    repo = copy_with_data(tiny_repo, tmp_path_factory.mktemp("lr"))
+    main_headline = json.loads((repo / "metrics" / "finetune-book.json").read_text())
+    run(["git", "checkout", "-qb", "lr"], repo)
+    set_param(repo, LR, 3.0e-5)
+    ran = sorted(re.findall(r"Running stage '([^']+)'", repro_traced(repo).stdout))
+    run(["git", "commit", "-qam", "lr 3e-5"], repo)
+    return LrBranch(repo, main_headline, ran)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, changed_stages, materialize_base_models, run_dvc
+from conftest import ROOT, changed_stages, materialize_base_models, repro_traced
 
 from embedlab import augsbert, silver
 from embedlab.errors import EmbedlabError
@@ -344,7 +344,7 @@ def test_changing_the_strategy_reruns_exactly_the_silver_branch(repro_copy):
     assert params["silver_pairs"]["strategy"] == "given"
     (repro_copy / "params.yaml").write_text(text.replace("strategy: given", "strategy: semantic", 1))
     assert changed_stages(repro_copy) == {"silver_pairs"}
-    out = run_dvc(repro_copy, "repro").stdout
+    out = repro_traced(repro_copy).stdout
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage '")}
     expected = {"silver_pairs", "silver_label", "train_augsbert@augsbert", "evaluate@augsbert"}
     assert expected <= ran, out

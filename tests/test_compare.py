@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, copy_with_data, dvc_env, repro_traced, run, run_dvc, set_param
+from conftest import LR, ROOT, copy_with_data, dvc_env, run, run_dvc
 
 from embedlab import compare
 from embedlab.compare import Score
@@ -355,29 +355,9 @@ def test_make_compare_takes_a_and_b_from_the_command_line_only():
 
 # --- on the tiny pipeline --------------------------------------------------------------------------------------
 
-LR = "finetune.recipes.book.learning_rate"  # read by finetune@book only: one model retrained (tiny: seconds)
-
 
 def compare_cli(repo: Path, *args: str) -> str:
     return run([sys.executable, "-m", "embedlab.compare", *args], repo).stdout
-
-
-def make_lr_branch(tiny_repo: Path, dest: Path) -> tuple[Path, dict]:
-    """A copy of the reproduced tiny pipeline with branch ``lr`` (LR 3e-5) reproduced and committed, and main's
-    finetune-book headline (metrics live in the DVC cache, not in git)."""
-    repo = copy_with_data(tiny_repo, dest)
-    main_headline = json.loads((repo / "metrics" / "finetune-book.json").read_text())
-    run(["git", "checkout", "-qb", "lr"], repo)
-    set_param(repo, LR, 3.0e-5)
-    ran = re.findall(r"Running stage '([^']+)'", repro_traced(repo).stdout)
-    assert sorted(ran) == ["evaluate@finetune-book", "finetune@book", "report"]  # only what the change touches
-    run(["git", "commit", "-qam", "lr 3e-5"], repo)
-    return repo, main_headline
-
-
-@pytest.fixture(scope="module")
-def lr_branch(tiny_repo, tmp_path_factory) -> tuple[Path, dict]:
-    return make_lr_branch(tiny_repo, tmp_path_factory.mktemp("lr"))
 
 
 def expected_change(old: dict, new: dict) -> list[str]:
@@ -392,7 +372,7 @@ def expected_change(old: dict, new: dict) -> list[str]:
 
 
 def test_diff_between_branches_names_exactly_the_retrained_model(lr_branch):
-    repo, old = lr_branch
+    repo, old = lr_branch.repo, lr_branch.main_headline
     new = json.loads((repo / "metrics" / "finetune-book.json").read_text())
     text = compare_cli(repo, "diff", "main", "lr")
     lines = text.splitlines()
@@ -433,16 +413,14 @@ def makefile_recipe(target: str) -> str:
     return recipe.strip().lstrip("@").replace("$(BIN)", str(Path(sys.executable).parent)).replace("$$", "$")
 
 
-def test_make_exps_shows_the_changed_param_and_headline_of_an_experiment(lr_branch):
-    repo, old = lr_branch
+def test_make_exps_shows_the_changed_param_and_headline_of_an_experiment(lr_branch, tmp_path):
+    repo, old = copy_with_data(lr_branch.repo, tmp_path), lr_branch.main_headline
     new = json.loads((repo / "metrics" / "finetune-book.json").read_text())
-    try:  # an experiment on lr back at main's learning rate: the run-cache restores main's stages, nothing trains
-        out = run_dvc(repo, "exp", "run", "-n", "lr-back", "-S", f"{LR}=5e-05").stdout
-        assert "Running stage" not in out, out
-        text = run(["bash", "-c", makefile_recipe("exps")], repo).stdout
-    finally:  # the workspace back at lr, as the other test expects it
-        run(["git", "checkout", "--", "params.yaml", "dvc.lock"], repo)
-        run_dvc(repo, "checkout", "-q")
+    # an experiment on lr back at main's learning rate: the run-cache restores main's stages, nothing trains
+    out = run_dvc(repo, "exp", "run", "-n", "lr-back", "-S", f"{LR}=5e-05").stdout
+    assert "Running stage" not in out, out
+    text = run(["bash", "-c", makefile_recipe("exps")], repo).stdout
+    shutil.rmtree(tmp_path, ignore_errors=True)  # a copy holds every model twice
     lines = text.splitlines()
     assert max(map(len, lines)) <= 120, text
     assert lines[2] == "spearman_cosine:" and lines[3].split() == ["experiment", "book.learning_rate", "model", *SETS]

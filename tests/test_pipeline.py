@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import dvc_env, make_repo, run, run_dvc
+from conftest import dvc_env, make_repo, repro_traced, run, run_dvc
 
 BOOK_BASELINE = 0.8672  # the book's STS-B validation Spearman (cosine) for the untouched all-MiniLM-L6-v2
 
@@ -55,7 +55,7 @@ def test_second_repro_runs_nothing_and_eval_param_reruns_only_evaluation(tmp_pat
     """The foundation's stages (prepare, evaluate@baseline) in a fresh git+DVC repo, tiny profile."""
     repo = make_repo(tmp_path)
     targets = ["prepare", "evaluate@baseline"]
-    run_dvc(repo, "repro", *targets)
+    repro_traced(repo, *targets)
     status = json.loads(run_dvc(repo, "status", "--json", *targets).stdout or "{}")
     assert status == {}
     assert "Running stage" not in run_dvc(repo, "repro", *targets).stdout
@@ -64,7 +64,7 @@ def test_second_repro_runs_nothing_and_eval_param_reruns_only_evaluation(tmp_pat
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = set(json.loads(run_dvc(repo, "status", "--json", *targets).stdout or "{}"))
     assert changed == {"evaluate@baseline"}
-    assert "Running stage 'evaluate@baseline'" in run_dvc(repo, "repro", *targets).stdout
+    assert "Running stage 'evaluate@baseline'" in repro_traced(repo, *targets).stdout
     assert json.loads(run_dvc(repo, "status", "--json", *targets).stdout or "{}") == {}
 
 
