@@ -1,4 +1,7 @@
-"""Stage `train_scratch@<loss>` (10.4): a new encoder + mean pooling trained on the NLI pool with one loss.
+"""Stage `train_scratch@<loss>` (10.4): a new encoder trained on the NLI pool with one loss.
+
+The encoder (`train_scratch.encoder`): the base model's transformer + mean pooling (book), or a static
+embedding table drawn at random over its tokenizer (CPU profile: no pretrained weight).
 
 softmax (3 NLI labels), cosine (entailment 1, else 0) or mnrl (entailment positives, contradiction hard
 negatives); settings per loss under `train_scratch.losses`. The model goes to models/scratch-<loss>, its
@@ -40,7 +43,9 @@ def main() -> None:
         "stsb_validation",
     )
     name = f"scratch-{loss_name}"
-    keys = ["seed", "train_scratch.base_model", f"train_scratch.losses.{loss_name}"]
+    base = t.base_model if t.encoder == "transformer" else None
+    keys = ["seed", "train_scratch.base_model", "train_scratch.encoder", "train_scratch.embedding_dim"]
+    keys.append(f"train_scratch.losses.{loss_name}")
     stats = scratch.run_scratch(
         t.base_model,
         nli,
@@ -49,14 +54,18 @@ def main() -> None:
         Path("models") / name,
         checkpoint_dir=Path("checkpoints") / name,
         live_dir=Path("plots/train_scratch") / loss_name,
+        encoder=t.encoder,
+        embedding_dim=t.embedding_dim,
         evaluator=evaluator,
-        card=stage_card(p, f"train_scratch@{loss_name}", Path("models") / name, keys, t.base_model),
+        # a static table takes only the tokenizer from base_model: the card names no base model
+        card=stage_card(p, f"train_scratch@{loss_name}", Path("models") / name, keys, base),
     )
     if not is_main_process():  # under a distributed launch every rank trains; rank 0 saves and reports
         return
     score = sts_score(stats["final_eval"])
     print(
-        f"{name}: {stats['data']} from {len(nli)} NLI rows, {stats['steps']} steps in {stats['train_seconds']:.0f} s, "
+        f"{name} ({t.encoder}): {stats['data']} from {len(nli)} NLI rows, "
+        f"{stats['steps']} steps in {stats['train_seconds']:.0f} s, "
         f"train loss {stats['train_loss']:.4f}, STS-B validation spearman_cosine {score:.4f}"
     )
 

@@ -229,6 +229,40 @@ def test_each_loss_trains_and_its_loss_goes_down(trained, loss):
 
 
 @pytest.mark.realdata
+def test_static_scratch_starts_from_random_weights_and_learns(tmp_path, data_dir):
+    """10.4 on a CPU (``encoder: static``): no pretrained weight enters the encoder, and NLI training lifts it far
+    above where it starts (averaged random token vectors already score by word overlap)."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import set_seed
+
+    from embedlab.encoders import new_static_encoder
+    from embedlab.evaluation import sts_evaluator
+    from embedlab.models import packaged_minilm_path
+
+    minilm = "sentence-transformers/all-MiniLM-L6-v2"
+    table = new_static_encoder(minilm, 64, seed=7)[0].embedding.weight.detach()
+    set_seed(7)
+    assert torch.equal(table, torch.nn.EmbeddingBag(30522, 64).weight)  # PyTorch's own init, drawn after the seed
+    assert not torch.equal(table, new_static_encoder(minilm, 64, seed=8)[0].embedding.weight)
+    pretrained = load_file(Path(packaged_minilm_path()) / "model.safetensors")
+    words = pretrained["embeddings.word_embeddings.weight"]
+    assert words.shape == (30522, 384) and not torch.equal(table, words[:, :64])  # not even a slice of MiniLM's
+
+    evaluator = sts_evaluator(real_stsb(data_dir, 400), "stsb_validation")
+    untrained = training.sts_score(evaluator(new_static_encoder(minilm, 64, seed=42)))
+    settings = tiny_settings(epochs=3.0, batch_size=128, learning_rate=0.2, weight_decay=0.0, max_seq_length=128)
+    stats = scratch.run_scratch(
+        minilm, real_pool(data_dir, 4000), "mnrl", settings, tmp_path / "m", encoder="static", embedding_dim=64,
+        checkpoint_dir=tmp_path / "c", evaluator=evaluator,
+    )  # fmt: skip
+    trained = training.sts_score(stats["final_eval"])
+    assert stats["encoder"] == "static" and trained > untrained + 0.2, (untrained, trained)  # 0.33 -> 0.63
+    saved = load_file(tmp_path / "m" / "model.safetensors")
+    assert {k: tuple(v.shape) for k, v in saved.items()} == {"embedding.weight": (30522, 64)}
+
+
+@pytest.mark.realdata
 def test_a_trained_models_metrics_have_every_key(trained, data_dir):
     from scipy.stats import spearmanr
 

@@ -311,9 +311,14 @@ class SupervisedRunParams(TrainerParams):
 
 
 class TrainScratchParams(Section):
-    """10.4: a new encoder (``base_model``'s transformer + mean pooling) per loss, each with its settings."""
+    """10.4: a new encoder per loss, each with its settings: ``base_model``'s transformer + mean pooling, or a
+    static embedding table drawn at random over ``base_model``'s tokenizer (``encoder: static``)."""
 
     base_model: str = Field(min_length=1, description="book: bert-base-uncased")
+    encoder: Literal["transformer", "static"] = Field(
+        "transformer", description="transformer: the book's; static: no pretrained weight (CPU profile)"
+    )
+    embedding_dim: PositiveInt = Field(256, description="static: the width of the random table")
     losses: dict[Literal["softmax", "cosine", "mnrl"], SupervisedRunParams] = Field(min_length=1)
 
 

@@ -1,4 +1,7 @@
-"""10.4: a sentence embedder trained from a plain BERT-style encoder with one of three losses on NLI pairs.
+"""10.4: a sentence embedder trained from an encoder that is not one yet, with one of three losses on NLI pairs.
+
+The encoder (``encoder``) is the book's: a plain BERT-style checkpoint's transformer + mean pooling; or, on a CPU,
+a static embedding table drawn at random over that checkpoint's tokenizer (no pretrained weight at all).
 
 The three losses read the same NLI pool in three shapes (columns in the order the loss reads them):
 
@@ -17,12 +20,13 @@ so the same seed gives byte-identical ``model.safetensors``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from embedlab.errors import ParamsError
 from embedlab.nli import ENTAILMENT, NLI_COLUMNS, check_columns, mnrl_triplets
 
 LOSSES = ("softmax", "cosine", "mnrl")
+Encoder = Literal["transformer", "static"]
 
 
 def softmax_dataset(nli):
@@ -86,24 +90,31 @@ def run_scratch(
     loss_name: str,
     settings,
     output_dir: str | Path,
+    encoder: Encoder = "transformer",
+    embedding_dim: int = 256,
     **where: Any,
 ) -> dict[str, Any]:
-    """Train a new encoder (``base_model``'s transformer + mean pooling) with ``loss_name`` and save it.
+    """Train a new encoder with ``loss_name`` and save it: ``base_model``'s transformer + mean pooling
+    (``encoder="transformer"``), or a random ``embedding_dim``-wide static table over its tokenizer (``"static"``).
 
     MNRL uses in-batch negatives, so its batches never repeat a text (``NO_DUPLICATES``): a repeated premise
     would otherwise be its own false negative. ``where`` (``checkpoint_dir``, ``live_dir``, ``evaluator``) goes to
     :func:`embedlab.training.train_checked`. Returns its stats plus data counts.
     """
-    from embedlab.encoders import new_encoder
+    from embedlab.encoders import new_encoder, new_static_encoder
     from embedlab.training import train_checked
 
     if loss_name not in LOSSES:
         raise ParamsError(f"unknown loss {loss_name!r}", f"use one of {', '.join(LOSSES)}")
     dataset, counts = training_dataset(loss_name, nli, settings.seed)
-    model = new_encoder(base_model, "mean", settings.max_seq_length, settings.seed)  # both builders seed themselves
+    if encoder == "static":  # max_seq_length does not apply: a static table reads every token
+        model = new_static_encoder(base_model, embedding_dim, settings.seed)
+        settings = settings.model_copy(update={"max_seq_length": None})
+    else:  # both builders seed themselves
+        model = new_encoder(base_model, "mean", settings.max_seq_length, settings.seed)
     loss = build_loss(loss_name, model, settings.seed)
     sampler = "no_duplicates" if loss_name == "mnrl" else "batch_sampler"
     stats = train_checked(
         model, dataset, loss, settings, output_dir, batch_sampler=sampler, what=f"the {loss_name} model", **where
     )
-    return {**stats, "data": counts, "loss": loss_name, "base_model": base_model}
+    return {**stats, "data": counts, "loss": loss_name, "base_model": base_model, "encoder": encoder}
