@@ -125,6 +125,13 @@ def test_profiles_train_every_loss_and_recipe_and_evaluate_them(profile):
         assert p.evaluate.models[name].model == p.evaluate.models[name].dep == f"models/{name}"
 
 
+def test_cpu_profile_trains_10_4_from_no_pretrained_weight_and_the_book_from_bert():
+    cpu, book = load_profile("cpu"), load_profile("book")
+    assert (cpu.train_scratch.encoder, cpu.train_scratch.embedding_dim) == ("static", 256)
+    assert all(run.max_rows is None and run.weight_decay == 0.0 for run in cpu.train_scratch.losses.values())
+    assert book.train_scratch.encoder == "transformer"
+
+
 def test_book_profile_has_the_books_settings():
     p = load_profile("book")
     assert p.train_scratch.base_model == "models/base/bert-base-uncased"
