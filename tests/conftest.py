@@ -5,7 +5,7 @@
 * ``tiny_repo``: this checkout's tracked files copied into a temporary git+DVC repo with the tiny profile,
   reproduced once per test session (``dvc repro``); tests that change params take ``repro_copy`` of it.
 * ``lr_branch``: a copy of ``tiny_repo`` with branch ``lr`` (one learning rate changed) reproduced and committed,
-  once per session: what reruns, metrics diff, ``make exps`` and the run-cache tests all read this one run.
+  once per session: the what-reruns, metrics-diff and ``make exps`` tests all read this one run.
 * ``run_dvc``: run a dvc command in a repo and return the completed process (checks the exit code).
 """
 
@@ -145,22 +145,12 @@ def copy_with_data(src_repo: Path, dest_parent: Path) -> Path:
     """``src_repo`` (with its DVC cache) and the data folder beside it, as ``dest_parent/repo`` + ``shared/data``.
 
     ``data.local_dir`` is ``../shared/data`` as in the real layout, so each copy has a private data folder a test
-    may corrupt, and dvc.lock's relative dependency paths stay valid. The DVC cache is hard-linked, not copied
-    (half of a copy's 3 GB): DVC never writes a cache file in place (objects are read-only, new ones and run-cache
-    entries arrive by rename), so a copy's cache can only gain or lose links, never change the original's files.
+    may corrupt, and dvc.lock's relative dependency paths stay valid.
     """
     dest = dest_parent / "repo"
-    cache = src_repo / ".dvc" / "cache"
     # not .dvc/tmp: DVC's lock, state database and background updater files, which may change while we copy
     skip_tmp = lambda folder, names: ["tmp"] if Path(folder).name == ".dvc" else []  # noqa: E731
-
-    def link_cache(src: str, dst: str) -> None:
-        if Path(src).is_relative_to(cache):
-            os.link(src, dst)
-        else:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(src_repo, dest, symlinks=True, ignore=skip_tmp, copy_function=link_cache)
+    shutil.copytree(src_repo, dest, symlinks=True, ignore=skip_tmp)
     shutil.copytree(src_repo.parent / "shared", dest_parent / "shared")
     return dest
 
