@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -199,11 +200,13 @@ def repro_copy(tiny_repo, tmp_path) -> Iterator[Path]:
 LR = "finetune.recipes.book.learning_rate"  # read by finetune@book only: one model retrained (tiny: seconds)
 
 
+@dataclass(frozen=True)
 class LrBranch:
     """``lr_branch``: the repo (on branch ``lr``), main's finetune-book headline, and the stages the change ran."""
 
-    def __init__(self, repo: Path, main_headline: dict, ran: list[str]) -> None:
-        self.repo, self.main_headline, self.ran = repo, main_headline, ran
+    repo: Path
+    main_headline: dict
+    ran: list[str]
 
 
 @pytest.fixture(scope="session")
