@@ -77,6 +77,17 @@ def table() -> str:
                 f"{'✅' if x['relative_spearman'] >= 0.99 else '❌'} | "
                 f"{machine} | {date} |"
             )
+    if r := _load("threads"):
+        machine, date = _when(r)
+        for x in r["rows"]:
+            if x["setting"] != "default":
+                base = next(b for b in r["rows"] if b["condition"] == x["condition"] and b["setting"] == "default")
+                lines.append(
+                    f"| OpenMP waiting, {r['steps']} training steps x {r['batch_size']}, {x['condition']} | "
+                    f"default threads {base['median_s']:.2f}s | {x['setting']}: {x['median_s']:.2f}s | "
+                    f"**{base['median_s'] / x['median_s']:.2f}x** | "
+                    f"{'same threads, only how they wait' if x['setting'] == 'passive' else ''} | {machine} | {date} |"
+                )
     for profile in ("params", "tiny"):
         if r := _load(f"pipeline-{profile}"):
             machine, date = _when(r)
@@ -108,7 +119,7 @@ def main() -> None:
     ap.add_argument("--render-only", action="store_true")
     args = ap.parse_args()
     if not args.render_only:
-        scripts = [["bench_silver_label.py"], ["bench_training.py"], ["bench_export.py"]]
+        scripts = [["bench_silver_label.py"], ["bench_training.py"], ["bench_export.py"], ["bench_threads.py"]]
         if args.pipeline:
             scripts.append(["pipeline.py"])
         for cmd in scripts:
