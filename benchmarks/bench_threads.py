@@ -59,8 +59,9 @@ SETTINGS = {
 
 
 def environment(extra: dict[str, str]) -> dict[str, str]:
+    """This environment (offline, as ``common`` sets it) without any OpenMP setting, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "KMP_"))}
-    return {**env, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
+    return {**env, **extra}
 
 
 def train_seconds(cmd: list[str], extra: dict[str, str]) -> float:

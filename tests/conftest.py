@@ -32,8 +32,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the Hub is unreachable in CI; fa
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Before torch loads OpenMP (here and in every subprocess): an idle OpenMP thread sleeps instead of spinning. With
 # anything else running on the cores, spinning threads wait out the time slices of a descheduled partner; a tiny
-# training took 10x longer beside one busy process (benchmarks/bench_threads.py), and the suite's first tiny
-# pipeline 28 minutes instead of 5. Costs about a fifth of training speed on a quiet machine.
+# training took 12x longer beside one busy process (benchmarks/bench_threads.py), and the suite's first tiny
+# pipeline 28 minutes instead of 5. On a quiet machine the same training is 1.6x slower (7.0 s -> 11.0 s).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

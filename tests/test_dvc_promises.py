@@ -10,7 +10,7 @@ import json
 import shutil
 
 import yaml
-from conftest import changed_stages, dvc_status, repro_traced, run, run_dvc, set_param
+from conftest import LR, changed_stages, dvc_status, repro_traced, run, run_dvc, set_param
 from test_declared import code_closure, dvc_stages, scripts_of
 
 from embedlab.finetune import RECIPES
@@ -46,9 +46,9 @@ def test_the_whole_pipeline_from_a_fresh_repo_leaves_status_clean(tiny_repo):
 
 
 def test_one_param_change_marks_exactly_the_stages_that_read_it(repro_copy):
-    set_param(repro_copy, "finetune.recipes.book.learning_rate", 3.0e-5)
+    set_param(repro_copy, LR, 3.0e-5)
     assert changed_stages(repro_copy) == {"finetune@book"}
-    set_param(repro_copy, "finetune.recipes.book.learning_rate", 5.0e-5)  # back: nothing changed
+    set_param(repro_copy, LR, 5.0e-5)  # back: nothing changed
     assert changed_stages(repro_copy) == set()
     set_param(repro_copy, "launch.launcher", "torchrun")
     assert changed_stages(repro_copy) == TRAINING
@@ -98,7 +98,7 @@ def test_run_cache_restores_every_stage_and_an_uncommitted_run_on_a_fresh_clone(
     run_dvc(repro_copy, "push", "--run-cache")
 
     # A colleague's run that was pushed but never committed
-    set_param(repro_copy, "finetune.recipes.book.learning_rate", 3.0e-5)
+    set_param(repro_copy, LR, 3.0e-5)
     out = run_dvc(repro_copy, "repro").stdout
     assert "Running stage 'finetune@book'" in out
     run_dvc(repro_copy, "push", "--run-cache")
@@ -118,7 +118,7 @@ def test_run_cache_restores_every_stage_and_an_uncommitted_run_on_a_fresh_clone(
     assert "Running stage" not in out
     assert out.count("is cached - skipping run") == len(dvc_stages(clone))
 
-    set_param(clone, "finetune.recipes.book.learning_rate", 3.0e-5)  # the same change, made independently
+    set_param(clone, LR, 3.0e-5)  # the same change, made independently
     out = run_dvc(clone, "repro", "--pull").stdout
     assert "Running stage" not in out
     for stage in ("finetune@book", "evaluate@finetune-book", "report"):
