@@ -45,7 +45,7 @@ def main() -> None:
     name = f"domain-{arm}"
     keys = ["seed", "domain.base_model", "domain.pooling", "domain.recipe", "domain.finetune"]
     nli = first_rows(read_parquet("data/prepared/nli.parquet", NLI_COLUMNS), d.finetune.max_rows)
-    val = read_curve_pairs(p.evaluate.curve_pairs)
+    curve, val = read_curve_pairs(p.evaluate.curve_pairs)
     floor = static_floor(d.base_model, val)
     # INIT = the base model: the control, which starts from what TSDAE starts from (its transformer + new pooling)
     fresh = Path(resolve_model(init)).resolve() == Path(resolve_model(d.base_model)).resolve()
@@ -65,7 +65,7 @@ def main() -> None:
             Path("models") / name,
             checkpoint_dir=Path("checkpoints") / name,
             live_dir=Path("plots/adapt_finetune") / arm,
-            evaluator=sts_evaluator(val, "stsb_validation", batch_size=p.evaluate.batch_size),
+            evaluator=sts_evaluator(val, curve, batch_size=p.evaluate.batch_size),
             check=write_stats_then_check,
             card=stage_card(p, f"adapt_finetune@{arm}", Path("models") / name, keys, d.base_model if fresh else init),
         )

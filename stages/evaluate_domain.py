@@ -6,7 +6,8 @@ the paraphrase labels on PIT-2015 test and Twitter URL test, and their mean, Twi
 (dvc.yaml's foreach): `evaluate_domain.py VARIANT MODEL`.
 
 Written as `{set: {"average_precision": x}}` (`pit2015`, `twitter_url`, `twitterpara`), the `<set>.<metric>` shape of
-the evaluate stage's headline, so `dvc metrics show/diff` and `python -m embedlab.compare` read both alike.
+the evaluate stage's headline, so `dvc metrics show/diff` and `python -m embedlab.compare` read both alike. Each pair's
+cosine goes to data/eval_scores/<variant>@twitter.parquet, for the report's paired tests on the Twitter pairs.
 """
 
 import sys
@@ -27,7 +28,8 @@ def main() -> None:
 
     resolve_model(name)  # fail on a missing model before reading data or importing torch
     from embedlab import domain
-    from embedlab.io import read_parquet, write_json
+    from embedlab.evaluation import PAIR_SCORE_COLUMNS
+    from embedlab.io import read_parquet, write_json, write_parquet
     from embedlab.models import load_sentence_transformer
 
     sets = {
@@ -35,9 +37,10 @@ def main() -> None:
         for s in domain.EVAL_SETS
     }
     model = load_sentence_transformer(name)
-    scores = domain.evaluate_domain(model, sets, batch_size=p.domain.eval_batch_size)  # {"<set>_ap": x}
+    scores, pairs = domain.evaluate_domain_with_scores(model, sets, batch_size=p.domain.eval_batch_size)
     metrics = {k.removesuffix("_ap"): {"average_precision": round(v, 6)} for k, v in scores.items()}
     write_json(Path("metrics") / f"twitter-{variant}.json", metrics)
+    write_parquet(Path("data/eval_scores") / f"{variant}@twitter.parquet", pairs[PAIR_SCORE_COLUMNS])  # paired tests
     print(f"{variant} ({name}): " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
 
 

@@ -35,10 +35,8 @@ def main() -> None:
     from embedlab.training import sts_score
 
     nli = first_rows(read_parquet("data/prepared/nli.parquet", NLI_COLUMNS), run.max_rows)
-    evaluator = sts_evaluator(
-        read_curve_pairs(p.evaluate.curve_pairs),
-        "stsb_validation",
-    )
+    curve, val = read_curve_pairs(p.evaluate.curve_pairs)
+    evaluator = sts_evaluator(val, curve)
     name = f"finetune-{recipe}"
     keys = ["seed", "finetune.base_model", f"finetune.recipes.{recipe}"]
     stats = run_finetune(

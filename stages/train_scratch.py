@@ -38,10 +38,8 @@ def main() -> None:
     from embedlab.training import sts_score
 
     nli = first_rows(read_parquet("data/prepared/nli.parquet", NLI_COLUMNS), run.max_rows)
-    evaluator = sts_evaluator(
-        read_curve_pairs(p.evaluate.curve_pairs),
-        "stsb_validation",
-    )
+    curve, val = read_curve_pairs(p.evaluate.curve_pairs)
+    evaluator = sts_evaluator(val, curve)
     name = f"scratch-{loss_name}"
     base = t.base_model if t.encoder == "transformer" else None
     keys = ["seed", "train_scratch.base_model", "train_scratch.encoder", "train_scratch.embedding_dim"]

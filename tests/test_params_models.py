@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import yaml
 from embedlab import models, training
 from embedlab import params as params_module
 from embedlab.errors import EmbedlabError, ParamsError
-from embedlab.finetune import RECIPES
+from embedlab.finetune import IMPROVED, RECIPES, Recipe
 from embedlab.params import in_batch_negative_runs, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +146,7 @@ def test_cuda_visible_devices_empty_means_no_gpu(monkeypatch):
 
 IN_BATCH = [  # every fine-tuning recipe (each in embedlab.finetune.RECIPES) uses in-batch negatives
     "train_scratch.losses.mnrl",
-    *(f"finetune.recipes.{name}" for name in RECIPES),
+    *(f"finetune.recipes.{name}" for name in RECIPES if name in base()["finetune"]["recipes"]),
     "unsupervised.simcse",
     "unsupervised.ct",
     "domain.finetune",
@@ -253,3 +254,55 @@ def test_group_by_length_keeps_the_methods_sampler_kind(tmp_path):
     assert training.trainer_batch_sampler("batch_sampler", True).keywords == {"no_duplicates": False}
     with pytest.raises(ParamsError, match="group_by_label"):
         training.trainer_batch_sampler("group_by_label", True)
+
+
+PROFILES = {"CPU": ROOT / "params.yaml", "book": ROOT / "profiles/book.yaml", "tiny": ROOT / "profiles/tiny.yaml"}
+ABLATION_SETTING = {"improved-lr": "learning_rate", "improved-rows": "max_rows"}  # same Recipe, one setting changed
+WEIGHT_SETTINGS = [  # what changes the trained weights (eval_steps and logging_steps only change the curves)
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "warmup",
+    "max_seq_length",
+    "max_rows",
+    "weight_decay",
+    "group_by_length",
+]
+
+
+@pytest.mark.parametrize("profile", ["CPU", "book"])
+def test_each_ablation_variant_changes_exactly_one_ingredient_of_improved(profile):
+    raw = yaml.safe_load(PROFILES[profile].read_text())
+    recipes = raw["finetune"]["recipes"]
+    variants = [name for name in recipes if name.startswith("improved-")]
+    expected = ["improved-pairs", "improved-gist", "improved-sampler", "improved-lr", "improved-rows"]
+    # the book profile's book recipe uses every row too: there is no rows ingredient to ablate
+    assert variants == (expected if profile == "CPU" else expected[:-1])
+    for name in variants:
+        recipe_diff = [f.name for f in fields(Recipe) if getattr(RECIPES[name], f.name) != getattr(IMPROVED, f.name)]
+        settings_diff = [k for k in recipes["improved"] if recipes[name][k] != recipes["improved"][k]]
+        if name in ABLATION_SETTING:  # improved itself with the book's value of one setting
+            key = ABLATION_SETTING[name]
+            assert (recipe_diff, settings_diff) == ([], [key]), name
+            assert recipes[name][key] == recipes["book"][key], name
+        else:  # one field of the Recipe, the settings of improved
+            assert (len(recipe_diff), settings_diff) == (1, []), (name, recipe_diff, settings_diff)
+    ablations = [c for c in raw["report"]["comparisons"] if c["name"].startswith("ablation: ")]
+    assert [(c["a"], c["b"]) for c in ablations] == [("finetune-improved", f"finetune-{v}") for v in variants]
+    assert {f"finetune-{v}" for v in variants} <= set(raw["evaluate"]["models"])
+
+
+def test_ablation_recipes_differ_from_improved_in_the_named_ingredient():
+    assert RECIPES["improved"] == IMPROVED == Recipe(data="triplets", loss="mnrl", batch_sampler="no_duplicates")
+    assert RECIPES["improved-pairs"].data == "entailment_pairs"
+    assert RECIPES["improved-gist"].loss == "gist"
+    assert RECIPES["improved-sampler"].batch_sampler == "batch_sampler"
+    assert RECIPES["matryoshka"] == Recipe("triplets", "mnrl", "no_duplicates", matryoshka_dims=(384, 256, 128, 64))
+
+
+@pytest.mark.parametrize("profile", ["CPU", "book", "tiny"])
+def test_domain_arms_fine_tune_with_the_improved_recipe_and_its_settings(profile):
+    raw = yaml.safe_load(PROFILES[profile].read_text())
+    improved, arm = raw["finetune"]["recipes"]["improved"], raw["domain"]["finetune"]
+    assert raw["domain"]["recipe"] == "improved"
+    assert {k: arm[k] for k in WEIGHT_SETTINGS} == {k: improved[k] for k in WEIGHT_SETTINGS}

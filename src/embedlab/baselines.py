@@ -73,7 +73,14 @@ def check_beats_floor(name: str, score: float, floor: float) -> None:
 def summary(stats: dict[str, Any], score: float, floor: float) -> dict[str, Any]:
     """A stage's run statistics for metrics/: the headline score and its floor instead of all ten eval keys."""
     out = {k: v for k, v in stats.items() if k != "final_eval"}
-    return {**out, "stsb_validation_spearman_cosine": score, "stsb_validation_floor": floor}
+    return {**out, **headline(stats, score, floor)}
+
+
+def headline(stats: dict[str, Any], score: float, floor: float) -> dict[str, float]:
+    """The score and its floor under the evaluator's own name (``stsb_validation_500of1500_spearman_cosine`` for
+    a subset, :func:`embedlab.evaluation.curve_name`), so the metrics file says which pairs they were computed on."""
+    (key,) = (k for k in stats["final_eval"] if k.endswith("spearman_cosine"))
+    return {key: score, key.removesuffix("spearman_cosine") + "floor": floor}
 
 
 def record_then_check(

@@ -181,10 +181,9 @@ def test_sentences(eval_sets: dict[str, Any]) -> list[str]:
 # 0.7591011743 here (stored 0.759101; TwitterPara would become 0.691651, stored 0.69165); base MiniLM 0.7711682188
 # against 0.7711679858; PIT-2015 identical for both. A metric that moves between reruns of one stage is worse than
 # a few lines: here each distinct sentence is encoded once in first-seen order, so a rerun gives the same bits.
-def average_precision(model, dataset, batch_size: int = 64) -> float:
-    """Average precision of cos(sentence1, sentence2) against the binary paraphrase label."""
+def pair_cosines(model, dataset, batch_size: int = 64):
+    """cos(sentence1, sentence2) of each pair, as a float32 numpy array."""
     import torch
-    from sklearn.metrics import average_precision_score
 
     # Each distinct sentence is encoded once (a URL-corpus headline is paired with many tweets).
     s1, s2 = dataset["sentence1"], dataset["sentence2"]
@@ -192,12 +191,36 @@ def average_precision(model, dataset, batch_size: int = 64) -> float:
     emb = model.encode(list(index), batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True)
     a = emb[torch.tensor([index[s] for s in s1])]
     b = emb[torch.tensor([index[s] for s in s2])]
-    scores = torch.sum(a * b, dim=1).float().cpu().numpy()
-    return float(average_precision_score(dataset["label"], scores))
+    return torch.sum(a * b, dim=1).float().cpu().numpy()
+
+
+def average_precision(model, dataset, batch_size: int = 64) -> float:
+    """Average precision of cos(sentence1, sentence2) against the binary paraphrase label."""
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(dataset["label"], pair_cosines(model, dataset, batch_size)))
+
+
+def evaluate_domain_with_scores(model, eval_sets: dict[str, Any], batch_size: int = 64):
+    """:func:`evaluate_domain` and each pair's cosine in the evaluate stage's per-pair frame (set, pair, gold = the
+    0/1 label, cosine, ``metric = average_precision``), so the report's paired bootstrap compares two models on the
+    Twitter pairs themselves. (Not importing :mod:`embedlab.evaluation` keeps the corpus stage independent of it.)"""
+    import pandas as pd
+    from sklearn.metrics import average_precision_score
+
+    out, frames = {}, []
+    for name, ds in eval_sets.items():
+        cosines, gold = pair_cosines(model, ds, batch_size), list(ds["label"])
+        out[f"{name}_ap"] = float(average_precision_score(gold, cosines))
+        frames.append(
+            pd.DataFrame(
+                {"set": name, "pair": range(len(gold)), "gold": gold, "cosine": cosines, "metric": "average_precision"}
+            )
+        )
+    out[HEADLINE] = sum(out.values()) / len(out)
+    return out, pd.concat(frames, ignore_index=True)
 
 
 def evaluate_domain(model, eval_sets: dict[str, Any], batch_size: int = 64) -> dict[str, float]:
     """AP per Twitter test set (``<name>_ap``) and their mean (``twitterpara_ap``), all in [0, 1]."""
-    out = {f"{name}_ap": average_precision(model, ds, batch_size) for name, ds in eval_sets.items()}
-    out[HEADLINE] = sum(out.values()) / len(out)
-    return out
+    return evaluate_domain_with_scores(model, eval_sets, batch_size)[0]

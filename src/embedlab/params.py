@@ -485,7 +485,7 @@ def _format_errors(err: ValidationError, path: Path) -> str:
 def in_batch_negative_runs(params: Params) -> dict[str, TrainerParams]:
     """The training blocks whose loss takes the other rows of a batch as negatives, by key path.
 
-    MNRL (scratch ``mnrl``, the ``book`` recipe, SimCSE), GISTEmbed (the ``improved`` recipe) and CT's
+    MNRL (scratch ``mnrl``, the ``book`` recipe, SimCSE), GISTEmbed (the ``improved-gist`` recipe) and CT's
     in-batch variant (``ContrastiveTensionLossInBatchNegatives``, ``ct.py``) all do; the domain arm fine-tunes
     with one of the recipes. TSDAE, SoftmaxLoss and CosineSimilarityLoss score each row on its own.
     """

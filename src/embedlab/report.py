@@ -7,6 +7,8 @@ An evaluated model's headline ``metrics/<model>.json`` is read in full from ``me
 * :func:`compare`: paired bootstrap tests of chosen model pairs on the same evaluation pairs, from each model's
   per-pair cosine scores (``data/eval_scores/<model>.parquet``), so a 0.01 gap on 1,500 pairs is not read as a win
   unless it survives resampling.
+* :func:`ablation_lines`: the comparisons named ``ablation: <ingredient>`` as one table, a row per ingredient
+  (the variant's score and its paired difference from the full recipe, per set).
 * :func:`render_markdown`, :func:`plot_png`, :func:`plot_data`: ``reports/results.md``, a PNG bar chart, and the
   data of the ``dvc plots`` bar chart (dvc.yaml, top-level ``plots:``).
 
@@ -25,7 +27,14 @@ from embedlab.book import BOOK, OTHER_ANCHORS, book_number
 from embedlab.evaluation import HEADLINE_SET, METRIC_KEYS
 from embedlab.stats import CI_KEY, CI_METRIC, paired_bootstrap
 
-SET_TITLES = {"stsb_validation": "STS-B validation", "stsb_test": "STS-B test", "sickr": "SICK-R"}
+SET_TITLES = {
+    "stsb_validation": "STS-B validation",
+    "stsb_test": "STS-B test",
+    "sickr": "SICK-R",
+    "pit2015": "PIT-2015 test (AP)",
+    "twitter_url": "Twitter URL test (AP)",
+}
+ABLATION = "ablation: "  # report.comparisons named so form the ablation table (a = the full recipe, b = one change)
 
 
 def load_metrics(metrics_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -191,6 +200,39 @@ def _cell(row: dict[str, Any] | None) -> str:
     return text
 
 
+def ablation_lines(comparisons: list[dict[str, Any]], by_key: dict, sets: list[str]) -> list[str]:
+    """The ablation table: per ``ablation: <ingredient>`` comparison, the variant's score [CI] and
+    Δ = variant − full recipe [95 % CI of Δ] per set, bold where the difference holds."""
+    ablations = [c for c in comparisons if c["name"].startswith(ABLATION)]
+    if not ablations:
+        return []
+    full = ablations[0]["a"]
+    lines = [
+        "",
+        f"## Ablation: which ingredient of `{full}` moves the score",
+        "",
+        f"Each row changes one ingredient of `{full}` (everything else equal) and gives the variant's score [95 % CI] "
+        "and its paired difference Δ = variant − full recipe [95 % CI of Δ]; **bold**: the interval excludes 0.",
+        "",
+        "| ingredient changed | variant | " + " | ".join(SET_TITLES.get(s, s) for s in sets) + " |",
+        "|---|---|" + "---|" * len(sets),
+    ]
+    names = list(dict.fromkeys(c["name"] for c in ablations))
+    for name in names:
+        tests = {c["set"]: c for c in ablations if c["name"] == name}
+        variant = next(iter(tests.values()))["b"]
+        cells = []
+        for s in sets:
+            c = tests.get(s) or tests.get(None)
+            if c is None or c["status"] != "ok":
+                cells.append(c["status"] if c else "–")
+                continue
+            delta = f"Δ {c['delta']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}]"
+            cells.append(f"{_cell(by_key.get((variant, s)))}<br>{f'**{delta}**' if c['holds'] else delta}")
+        lines.append(f"| {name.removeprefix(ABLATION)} | {variant} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_markdown(
     rows: list[dict[str, Any]],
     comparisons: list[dict[str, Any]],
@@ -227,6 +269,8 @@ def render_markdown(
         lines.append("| (no evaluated model yet) |" + " |" * (len(header) - 1))
     lines += ["", "Book numbers: " + "; ".join(f"`{k}` {v.spearman:.4f} = {v.what}" for k, v in BOOK.items()) + "."]
     lines += ["", *OTHER_ANCHORS]
+    lines += ablation_lines(comparisons, by_key, sets)
+    comparisons = [c for c in comparisons if not c["name"].startswith(ABLATION)]  # in the ablation table
     lines += [
         "",
         "## Does the difference hold? Paired bootstrap on the same pairs",

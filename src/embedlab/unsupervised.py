@@ -24,7 +24,7 @@ def train_unsupervised(
     base_model: str,
     sentences: list[str],
     settings,
-    stsb_validation,
+    curve: tuple[str, Any],
     *,
     name: str,
     live_dir: str | Path,
@@ -40,12 +40,13 @@ def train_unsupervised(
     Raises (nothing saved, statistics still written to explain why) when the model fails ``check(stats)`` (the
     method's own, e.g. TSDAE's reconstruction) or does not beat the bag-of-embeddings floor.
     """
-    from embedlab.baselines import record_then_check, static_floor
+    from embedlab.baselines import headline, record_then_check, static_floor
     from embedlab.evaluation import sts_evaluator
     from embedlab.launch import is_main_process
     from embedlab.training import publish, with_results
 
-    floor = static_floor(base_model, stsb_validation)
+    curve_name, pairs = curve  # embedlab.evaluation.read_curve_pairs: the STS-B validation pairs and their name
+    floor = static_floor(base_model, pairs)
     checkpoint_dir = Path("checkpoints") / name
     model, stats = run(
         base_model,
@@ -53,7 +54,7 @@ def train_unsupervised(
         settings,
         checkpoint_dir=checkpoint_dir,
         live_dir=Path(live_dir),
-        evaluator=sts_evaluator(stsb_validation, "stsb_validation", batch_size=eval_batch_size),
+        evaluator=sts_evaluator(pairs, curve_name, batch_size=eval_batch_size),
         pooling=pooling,
         **method_kwargs,
     )
@@ -62,7 +63,7 @@ def train_unsupervised(
     score = record_then_check(name, stats, floor, metrics_path, check)
     card = with_results(card, stats)
     publish(model, Path("models") / name, checkpoint_dir=checkpoint_dir, live_dir=live_dir, card=card)
-    return {**stats, "stsb_validation_spearman_cosine": score, "stsb_validation_floor": floor}
+    return {**stats, **headline(stats, score, floor)}
 
 
 def train_stage(params, method: str, run: Runner, check: Callable[[dict[str, Any]], None] | None = None, **kw: Any):
@@ -109,7 +110,6 @@ def describe(name: str, stats: dict[str, Any]) -> str:
     line += f", {stats['steps']} steps in {stats['train_seconds']:.0f} s"
     if "recon_loss_before" in stats:
         line += f"; held-out reconstruction loss {stats['recon_loss_before']:.3f} -> {stats['recon_loss_after']:.3f}"
-    return (
-        f"{line}; STS-B validation spearman_cosine {stats['stsb_validation_spearman_cosine']:.4f} "
-        f"(bag-of-embeddings floor {stats['stsb_validation_floor']:.4f})"
-    )
+    (score,) = (k for k in stats if k.endswith("_spearman_cosine"))  # embedlab.baselines.headline's keys
+    floor = score.removesuffix("spearman_cosine") + "floor"
+    return f"{line}; {score} {stats[score]:.4f} (bag-of-embeddings floor {stats[floor]:.4f})"
