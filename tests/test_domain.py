@@ -10,6 +10,7 @@ import pytest
 
 from embedlab import domain
 from embedlab.errors import DataError
+from embedlab.evaluation import PAIR_SCORE_COLUMNS
 
 
 def _write_fake(root: Path) -> Path:
@@ -173,6 +174,17 @@ def test_domain_chain_on_tiny_profile(tiny_repo):
             expected[name] = average_precision_score(df["label"], (a * b).sum(axis=1))
         expected["twitterpara"] = sum(expected.values()) / 2
         assert {k: v["average_precision"] for k, v in m.items()} == pytest.approx(expected, abs=2e-6), variant
+        # each pair's cosine for the report's paired tests: the same pairs, labels and AP
+        pairs = pd.read_parquet(tiny_repo / "data" / "eval_scores" / f"{variant}@twitter.parquet")
+        assert list(pairs.columns) == PAIR_SCORE_COLUMNS and set(pairs["metric"]) == {"average_precision"}
+        for name, df in sets.items():
+            own = pairs[pairs["set"] == name]
+            assert own["gold"].tolist() == df["label"].tolist() and own["pair"].tolist() == list(range(len(df)))
+            assert average_precision_score(own["gold"], own["cosine"]) == pytest.approx(expected[name], abs=2e-6)
+    tests = json.loads((tiny_repo / "reports" / "comparisons.json").read_text())
+    twitter = {t["set"]: t for t in tests if t["b"] == "domain-adapted" and t["set"] in domain.EVAL_SETS}
+    assert set(twitter) == set(domain.EVAL_SETS)  # the adapted-vs-control test runs on the Twitter pairs
+    assert {(t["status"], t["metric"], t["pairs"]) for t in twitter.values()} == {("ok", "average_precision", 200)}
 
 
 def test_sampled_pairs_are_written_as_sampled(tmp_path):

@@ -430,6 +430,46 @@ def test_paired_tests_cover_extra_sets_of_other_evaluators(tmp_path):
     assert "| adapted? | twitter_pit |" in (root / "r" / "results.md").read_text()
 
 
+def test_ablation_comparisons_form_one_table_with_scores_and_paired_differences(tmp_path):
+    models = {"finetune-improved": 0.2, "finetune-improved-pairs": 0.6, "finetune-improved-sampler": 0.2}
+    root = fake_run(tmp_path, models)
+    comparisons = [
+        {"name": "ablation: hard negative -> none", "a": "finetune-improved", "b": "finetune-improved-pairs"},
+        {"name": "ablation: no-duplicates -> default", "a": "finetune-improved", "b": "finetune-improved-sampler"},
+        {"name": "ablation: lr", "a": "finetune-improved", "b": "finetune-improved-lr"},  # not evaluated
+        COMPARISONS[0],
+    ]
+    out = report.write_report(root / "metrics", root / "data" / "eval_scores", root / "r", sets=SETS,
+                              comparisons=comparisons, resamples=1000, seed=0)  # fmt: skip
+    md = (root / "r" / "results.md").read_text()
+    lines = md.splitlines()
+    start = lines.index("## Ablation: which ingredient of `finetune-improved` moves the score")
+    table = [x for x in lines[start:] if x.startswith("| ")][:4]  # header + one row per ingredient
+    assert [x.split(" | ")[:2] for x in table[1:]] == [
+        ["| hard negative -> none", "finetune-improved-pairs"],
+        ["| no-duplicates -> default", "finetune-improved-sampler"],
+        ["| lr", "finetune-improved-lr"],
+    ]
+    tests = {(t["name"], t["set"]): t for t in out["comparisons"]}
+    for row, name, variant in [(table[1], comparisons[0]["name"], "finetune-improved-pairs"),
+                               (table[2], comparisons[1]["name"], "finetune-improved-sampler")]:  # fmt: skip
+        cells = [c.strip() for c in row.strip("|").split("|")][2:]
+        saved = json.loads((root / "metrics" / "details" / f"{variant}.json").read_text())
+        for cell, eval_set in zip(cells, SETS, strict=True):
+            t = tests[(name, eval_set)]
+            value = saved["spearman_cosine"] if eval_set == "stsb_validation" else saved[eval_set]["spearman_cosine"]
+            ci = saved["ci95"][eval_set]["spearman_cosine"]
+            delta = f"Δ {t['delta']:+.4f} [{t['low']:+.4f}, {t['high']:+.4f}]"
+            assert cell == f"{value:.4f} [{ci['low']:.3f}, {ci['high']:.3f}]<br>" + (
+                f"**{delta}**" if t["holds"] else delta
+            )
+    assert all(tests[(comparisons[0]["name"], s)]["holds"] for s in SETS)  # noisier by far: every set, in bold
+    assert table[3].endswith("| not evaluated: finetune-improved-lr | not evaluated: finetune-improved-lr "
+                             "| not evaluated: finetune-improved-lr |")  # fmt: skip
+    assert "| ablation: " not in md  # only in the ablation table, not again among the paired tests
+    assert "| book vs improved |" not in md.split("## Ablation")[1].split("## Does")[0]  # others stay below
+
+
 def test_pipeline_report_matches_its_metrics_files(tiny_repo):
     """The reproduced tiny pipeline's report against its own metrics files (read only, nothing re-run)."""
     import yaml
