@@ -38,6 +38,25 @@ def test_curve_pairs_span_the_whole_validation_set(data_dir):
     assert sub[499]["sentence1"] in set(val.select(range(len(val) - 5, len(val)))["sentence1"])  # ...ends in forums
 
 
+def test_curve_scores_on_a_subset_say_so_in_their_keys(tmp_path, data_dir):
+    """Issue #15: a training-time score on 500 of the 1,500 pairs must not be named like the evaluate stage's."""
+    from embedlab import data
+    from embedlab.evaluation import read_curve_pairs, sts_evaluator
+    from embedlab.io import write_parquet
+
+    path = tmp_path / "stsb_validation.parquet"
+    write_parquet(path, data.load_stsb(data.Source("local", data_dir), "validation"))
+    name, pairs = read_curve_pairs(500, path)
+    assert (name, len(pairs)) == ("stsb_validation_500of1500", 500)
+    evaluator = sts_evaluator(pairs, name)  # prefixes every key it logs with its name
+    assert evaluator.prefix_name_to_metrics({"spearman_cosine": 0.5}, evaluator.name) == {
+        "stsb_validation_500of1500_spearman_cosine": 0.5
+    }
+    assert [(n, len(p)) for n, p in (read_curve_pairs(None, path), read_curve_pairs(1500, path))] == [
+        ("stsb_validation", 1500), ("stsb_validation", 1500)
+    ]  # fmt: skip
+
+
 @pytest.mark.slow
 def test_dvc_repro_cpu_profile_baseline(tmp_path, data_dir):
     repo = make_repo(tmp_path, profile=None)

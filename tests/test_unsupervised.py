@@ -193,6 +193,9 @@ def test_unsupervised_stages_on_tiny_profile(tiny_repo):
         assert (stats["rows"], stats["steps"]) == (rows, rows // 8), name  # one epoch of full batches
         sts = json.loads((tiny_repo / "metrics" / f"{name}.json").read_text())
         assert sts["stsb_validation"]["spearman_cosine"] > stats["stsb_validation_floor"]
+        # curve_pairs null: the training-time score is on every pair, so it is the evaluate stage's number (#15)
+        during, after = stats["stsb_validation_spearman_cosine"], sts["stsb_validation"]["spearman_cosine"]
+        assert during == pytest.approx(after, abs=1e-5), name
     tsdae = json.loads((tiny_repo / "metrics" / "train_tsdae.json").read_text())
     assert tsdae["recon_loss_after"] < tsdae["recon_loss_before"]
     assert 0.5 < tsdae["deleted_word_fraction"] < 0.7
