@@ -39,12 +39,12 @@ def main() -> None:
     from embedlab.finetune import run_finetune
     from embedlab.io import read_parquet
     from embedlab.launch import is_main_process, rank
-    from embedlab.nli import NLI_COLUMNS, first_rows
+    from embedlab.nli import NLI_COLUMNS
     from embedlab.training import sts_score
 
     name = f"domain-{arm}"
     keys = ["seed", "domain.base_model", "domain.pooling", "domain.recipe", "domain.finetune"]
-    nli = first_rows(read_parquet("data/prepared/nli.parquet", NLI_COLUMNS), d.finetune.max_rows)
+    nli = read_parquet("data/prepared/nli.parquet", NLI_COLUMNS)  # the recipe takes its first max_rows rows
     curve, val = read_curve_pairs(p.evaluate.curve_pairs)
     floor = static_floor(d.base_model, val)
     # INIT = the base model: the control, which starts from what TSDAE starts from (its transformer + new pooling)
@@ -63,6 +63,7 @@ def main() -> None:
             d.recipe,
             d.finetune.settings(p.seed),
             Path("models") / name,
+            max_rows=d.finetune.max_rows,
             checkpoint_dir=Path("checkpoints") / name,
             live_dir=Path("plots/adapt_finetune") / arm,
             evaluator=sts_evaluator(val, curve, batch_size=p.evaluate.batch_size),
@@ -75,7 +76,7 @@ def main() -> None:
     if not is_main_process():  # under a distributed launch every rank trains; rank 0 checks, saves and reports
         return
     print(
-        f"{name}: recipe {d.recipe} from {init}{' (no TSDAE)' if fresh else ''} on {len(nli)} NLI rows, "
+        f"{name}: recipe {d.recipe} from {init}{' (no TSDAE)' if fresh else ''} on the {len(nli):,}-row NLI pool, "
         f"{stats['steps']} steps in {stats['train_seconds']:.0f} s; "
         f"STS-B validation spearman_cosine {sts_score(stats['final_eval']):.4f}"
     )

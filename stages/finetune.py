@@ -31,10 +31,10 @@ def main() -> None:
     from embedlab.finetune import run_finetune
     from embedlab.io import read_parquet
     from embedlab.launch import is_main_process
-    from embedlab.nli import NLI_COLUMNS, first_rows
+    from embedlab.nli import NLI_COLUMNS
     from embedlab.training import sts_score
 
-    nli = first_rows(read_parquet("data/prepared/nli.parquet", NLI_COLUMNS), run.max_rows)
+    nli = read_parquet("data/prepared/nli.parquet", NLI_COLUMNS)  # the recipe takes its first max_rows rows
     curve, val = read_curve_pairs(p.evaluate.curve_pairs)
     evaluator = sts_evaluator(val, curve)
     name = f"finetune-{recipe}"
@@ -45,6 +45,7 @@ def main() -> None:
         recipe,
         run.settings(p.seed),
         Path("models") / name,
+        max_rows=run.max_rows,
         checkpoint_dir=Path("checkpoints") / name,
         live_dir=Path("plots/finetune") / recipe,
         evaluator=evaluator,
@@ -54,8 +55,8 @@ def main() -> None:
         return
     score = sts_score(stats["final_eval"])
     print(
-        f"{name}: {stats['data']} from {len(nli)} NLI rows, {stats['steps']} steps in {stats['train_seconds']:.0f} s, "
-        f"train loss {stats['train_loss']:.4f}, STS-B validation spearman_cosine {score:.4f}"
+        f"{name}: {stats['data']} from the {len(nli):,}-row NLI pool, {stats['steps']} steps in "
+        f"{stats['train_seconds']:.0f} s, train loss {stats['train_loss']:.4f}, STS-B validation {score:.4f}"
     )
 
 

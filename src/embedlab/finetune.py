@@ -69,14 +69,20 @@ def all_pairs(nli):
     return Dataset.from_dict({"anchor": nli["premise"], "positive": nli["hypothesis"]})
 
 
-def recipe_dataset(recipe: Recipe, nli, seed: int = 42) -> tuple[Any, dict[str, int]]:
-    """The NLI pool in the shape ``recipe`` feeds its loss, with counts for the stage's log."""
+def recipe_dataset(recipe: Recipe, nli, seed: int = 42, max_rows: int | None = None) -> tuple[Any, dict[str, int]]:
+    """The NLI pool in the shape ``recipe`` feeds its loss, with counts for the stage's log.
+
+    ``max_rows``: the first N training rows (pairs, or triplets of whole premise groups; all when None), so a
+    smaller run keeps the hard negatives a prefix of the pool would split off.
+    """
+    from embedlab.nli import first_rows
+
     if recipe.data == "all_pairs":
-        ds = all_pairs(nli)
+        ds = all_pairs(first_rows(nli, max_rows))
         return ds, {"pairs": len(ds)}
     from embedlab.nli import mnrl_triplets
 
-    triplets, counts = mnrl_triplets(nli, seed)
+    triplets, counts = mnrl_triplets(nli, seed, limit=max_rows)
     if recipe.data == "entailment_pairs":  # the same (premise, entailment) rows, without their hard negative
         return triplets.remove_columns("negative"), {"pairs": len(triplets)}
     return triplets, counts
@@ -119,13 +125,15 @@ def run_finetune(
     recipe: str | Recipe,
     settings,
     output_dir: str | Path,
+    max_rows: int | None = None,
     **where: Any,
 ) -> dict[str, Any]:
     """Fine-tune ``base_model`` (name or path) on ``nli`` with recipe ``recipe`` and save it to ``output_dir``.
 
     ``nli``: a ``datasets.Dataset`` with ``premise``, ``hypothesis``, ``label`` (0 entailment, 1 neutral,
     2 contradiction); ``recipe``: a :data:`RECIPES` name, or an explicit :class:`Recipe` (to compare variants);
-    ``settings``: a :class:`embedlab.params.TrainSettings`; ``where``: ``checkpoint_dir``, ``live_dir``,
+    ``settings``: a :class:`embedlab.params.TrainSettings`; ``max_rows``: train on the first N rows of the recipe's
+    data (:func:`recipe_dataset`); ``where``: ``checkpoint_dir``, ``live_dir``,
     ``evaluator`` (scored every ``settings.eval_steps`` steps into the curves and once at the end) and ``check``,
     as :func:`embedlab.training.train_checked` takes them: an STS evaluator's final Spearman must beat a random
     ranking, and ``check(stats)`` must pass, or nothing is saved. Returns the training stats (steps, train_loss,
@@ -135,7 +143,7 @@ def run_finetune(
     from embedlab.training import seed_everything, train_checked
 
     spec = recipe if isinstance(recipe, Recipe) else get_recipe(recipe)
-    dataset, counts = recipe_dataset(spec, nli, settings.seed)
+    dataset, counts = recipe_dataset(spec, nli, settings.seed, max_rows)
     seed_everything(settings.seed)
     model = load_sentence_transformer(base_model)
     loss = recipe_loss(spec, model, base_model)

@@ -34,11 +34,14 @@ def first_rows(nli, max_rows: int | None):
     return nli if max_rows is None or max_rows >= len(nli) else nli.select(range(max_rows))
 
 
-def mnrl_triplets(nli, seed: int = 42) -> tuple[Any, dict[str, int]]:
+def mnrl_triplets(nli, seed: int = 42, limit: int | None = None) -> tuple[Any, dict[str, int]]:
     """(anchor, positive, negative) from the entailment pairs; negative = a contradiction of the same premise.
 
     A premise with several entailments cycles through its contradictions; one without any gets a seeded random
-    hypothesis of another premise (soft negative). Returns the dataset and counts of hard/soft negatives.
+    hypothesis of another premise (soft negative). Premises are taken in pool order, with all their hypotheses,
+    until ``limit`` triplets (all when None): a prefix of the pool would split premise groups and lose most hard
+    negatives (the first 10,000 of the 39,313 offline rows: 24 % hard; the first 6,000 triplets: nearly all).
+    Returns the dataset and counts of hard/soft negatives.
     """
     from datasets import Dataset
 
@@ -52,6 +55,8 @@ def mnrl_triplets(nli, seed: int = 42) -> tuple[Any, dict[str, int]]:
     seen: set[tuple[str, str, str]] = set()
     hard = soft = 0
     for premise, by_label in groups.items():
+        if limit is not None and hard + soft >= limit:
+            break
         contradictions = by_label.get(CONTRADICTION, [])
         own = {h for hs in by_label.values() for h in hs}
         for i, positive in enumerate(by_label.get(ENTAILMENT, [])):
@@ -62,7 +67,7 @@ def mnrl_triplets(nli, seed: int = 42) -> tuple[Any, dict[str, int]]:
                 while negative in own and len(own) < len(hypotheses):
                     negative = rng.choice(hypotheses)
             key = (premise, positive, negative)
-            if key in seen or positive == premise:
+            if key in seen or positive == premise or (limit is not None and hard + soft >= limit):
                 continue
             seen.add(key)
             rows["anchor"].append(premise)
