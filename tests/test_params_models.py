@@ -257,39 +257,30 @@ def test_group_by_length_keeps_the_methods_sampler_kind(tmp_path):
 
 
 PROFILES = {"CPU": ROOT / "params.yaml", "book": ROOT / "profiles/book.yaml", "tiny": ROOT / "profiles/tiny.yaml"}
-ABLATION_SETTING = {"improved-lr": "learning_rate", "improved-rows": "max_rows"}  # same Recipe, one setting changed
 WEIGHT_SETTINGS = [  # what changes the trained weights (eval_steps and logging_steps only change the curves)
-    "epochs",
-    "batch_size",
-    "learning_rate",
-    "warmup",
-    "max_seq_length",
-    "max_rows",
-    "weight_decay",
-    "group_by_length",
-]
+    "epochs", "batch_size", "learning_rate", "warmup", "max_seq_length", "max_rows", "weight_decay", "group_by_length"
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("profile", ["CPU", "book"])
-def test_each_ablation_variant_changes_exactly_one_ingredient_of_improved(profile):
+def test_each_ablation_comparison_changes_exactly_one_ingredient(profile):
     raw = yaml.safe_load(PROFILES[profile].read_text())
     recipes = raw["finetune"]["recipes"]
     variants = [name for name in recipes if name.startswith("improved-")]
     expected = ["improved-pairs", "improved-gist", "improved-sampler", "improved-lr", "improved-rows"]
-    # the book profile's book recipe uses every row too: there is no rows ingredient to ablate
+    # book profile: the book recipe uses every row too, and so does everything else: no rows ingredient
     assert variants == (expected if profile == "CPU" else expected[:-1])
-    for name in variants:
-        recipe_diff = [f.name for f in fields(Recipe) if getattr(RECIPES[name], f.name) != getattr(IMPROVED, f.name)]
-        settings_diff = [k for k in recipes["improved"] if recipes[name][k] != recipes["improved"][k]]
-        if name in ABLATION_SETTING:  # improved itself with the book's value of one setting
-            key = ABLATION_SETTING[name]
-            assert (recipe_diff, settings_diff) == ([], [key]), name
-            assert recipes[name][key] == recipes["book"][key], name
-        else:  # one field of the Recipe, the settings of improved
-            assert (len(recipe_diff), settings_diff) == (1, []), (name, recipe_diff, settings_diff)
     ablations = [c for c in raw["report"]["comparisons"] if c["name"].startswith("ablation: ")]
-    assert [(c["a"], c["b"]) for c in ablations] == [("finetune-improved", f"finetune-{v}") for v in variants]
-    assert {f"finetune-{v}" for v in variants} <= set(raw["evaluate"]["models"])
+    assert sorted(c["b"] for c in ablations) == sorted(f"finetune-{v}" for v in variants)  # each variant once
+    for c in ablations:
+        ref, var = (c[k].removeprefix("finetune-") for k in ("a", "b"))
+        assert ref in ("improved", "improved-rows") and {c["a"], c["b"]} <= set(raw["evaluate"]["models"]), c
+        recipe_diff = [f.name for f in fields(Recipe) if getattr(RECIPES[ref], f.name) != getattr(RECIPES[var], f.name)]
+        settings_diff = [k for k in recipes[ref] if recipes[var][k] != recipes[ref][k]]
+        assert len(recipe_diff) + len(settings_diff) == 1, (c["name"], recipe_diff, settings_diff)
+    assert recipes["improved-lr"]["learning_rate"] == recipes["book"]["learning_rate"] == 5e-5
+    if profile == "CPU":  # the full pool for the headline recipe, its first 6,000 triplets for the other ingredients
+        assert (recipes["improved"]["max_rows"], recipes["improved-rows"]["max_rows"]) == (None, 6000)
 
 
 def test_ablation_recipes_differ_from_improved_in_the_named_ingredient():
@@ -303,6 +294,8 @@ def test_ablation_recipes_differ_from_improved_in_the_named_ingredient():
 @pytest.mark.parametrize("profile", ["CPU", "book", "tiny"])
 def test_domain_arms_fine_tune_with_the_improved_recipe_and_its_settings(profile):
     raw = yaml.safe_load(PROFILES[profile].read_text())
-    improved, arm = raw["finetune"]["recipes"]["improved"], raw["domain"]["finetune"]
+    recipes, arm = raw["finetune"]["recipes"], raw["domain"]["finetune"]
     assert raw["domain"]["recipe"] == "improved"
-    assert {k: arm[k] for k in WEIGHT_SETTINGS} == {k: improved[k] for k in WEIGHT_SETTINGS}
+    # CPU: the first 6,000 triplets (improved-rows), as the ablation; book and tiny: improved's own rows
+    same = recipes["improved-rows" if profile == "CPU" else "improved"]
+    assert {k: arm[k] for k in WEIGHT_SETTINGS} == {k: same[k] for k in WEIGHT_SETTINGS}

@@ -34,7 +34,7 @@ SET_TITLES = {
     "pit2015": "PIT-2015 test (AP)",
     "twitter_url": "Twitter URL test (AP)",
 }
-ABLATION = "ablation: "  # report.comparisons named so form the ablation table (a = the full recipe, b = one change)
+ABLATION = "ablation: "  # report.comparisons named so form the ablation table (a = a reference, b = one change)
 
 
 def load_metrics(metrics_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -201,26 +201,27 @@ def _cell(row: dict[str, Any] | None) -> str:
 
 
 def ablation_lines(comparisons: list[dict[str, Any]], by_key: dict, sets: list[str]) -> list[str]:
-    """The ablation table: per ``ablation: <ingredient>`` comparison, the variant's score [CI] and
-    Δ = variant − full recipe [95 % CI of Δ] per set, bold where the difference holds."""
+    """The ablation table: per ``ablation: <ingredient>`` comparison (a = the reference recipe, b = the same with
+    one ingredient changed), the variant's score [CI] and Δ = variant − reference [95 % CI of Δ] per set, bold
+    where the difference holds."""
     ablations = [c for c in comparisons if c["name"].startswith(ABLATION)]
     if not ablations:
         return []
-    full = ablations[0]["a"]
     lines = [
         "",
-        f"## Ablation: which ingredient of `{full}` moves the score",
+        "## Ablation: which ingredient moves the score",
         "",
-        f"Each row changes one ingredient of `{full}` (everything else equal) and gives the variant's score [95 % CI] "
-        "and its paired difference Δ = variant − full recipe [95 % CI of Δ]; **bold**: the interval excludes 0.",
+        "Each row changes one ingredient of its reference model (everything else equal) and gives the variant's "
+        "score [95 % CI] and its paired difference Δ = variant − reference [95 % CI of Δ]; **bold**: the interval "
+        "excludes 0.",
         "",
-        "| ingredient changed | variant | " + " | ".join(SET_TITLES.get(s, s) for s in sets) + " |",
-        "|---|---|" + "---|" * len(sets),
+        "| ingredient changed | reference | variant | " + " | ".join(SET_TITLES.get(s, s) for s in sets) + " |",
+        "|---|---|---|" + "---|" * len(sets),
     ]
     names = list(dict.fromkeys(c["name"] for c in ablations))
     for name in names:
         tests = {c["set"]: c for c in ablations if c["name"] == name}
-        variant = next(iter(tests.values()))["b"]
+        reference, variant = next(iter(tests.values()))["a"], next(iter(tests.values()))["b"]
         cells = []
         for s in sets:
             c = tests.get(s) or tests.get(None)
@@ -229,7 +230,7 @@ def ablation_lines(comparisons: list[dict[str, Any]], by_key: dict, sets: list[s
                 continue
             delta = f"Δ {c['delta']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}]"
             cells.append(f"{_cell(by_key.get((variant, s)))}<br>{f'**{delta}**' if c['holds'] else delta}")
-        lines.append(f"| {name.removeprefix(ABLATION)} | {variant} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name.removeprefix(ABLATION)} | {reference} | {variant} | " + " | ".join(cells) + " |")
     return lines
 
 
