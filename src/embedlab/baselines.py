@@ -80,7 +80,12 @@ def headline(stats: dict[str, Any], score: float, floor: float) -> dict[str, flo
     """The score and its floor under the evaluator's own name (``stsb_validation_500of1500_spearman_cosine`` for
     a subset, :func:`embedlab.evaluation.curve_name`), so the metrics file says which pairs they were computed on."""
     (key,) = (k for k in stats["final_eval"] if k.endswith("spearman_cosine"))
-    return {key: score, key.removesuffix("spearman_cosine") + "floor": floor}
+    return {key: score, floor_key(key): floor}
+
+
+def floor_key(score_key: str) -> str:
+    """``<set>_floor`` beside ``<set>_spearman_cosine`` (:func:`headline`)."""
+    return score_key.removesuffix("spearman_cosine") + "floor"
 
 
 def record_then_check(

@@ -221,7 +221,8 @@ def ablation_lines(comparisons: list[dict[str, Any]], by_key: dict, sets: list[s
     names = list(dict.fromkeys(c["name"] for c in ablations))
     for name in names:
         tests = {c["set"]: c for c in ablations if c["name"] == name}
-        reference, variant = next(iter(tests.values()))["a"], next(iter(tests.values()))["b"]
+        first = next(iter(tests.values()))
+        reference, variant = first["a"], first["b"]
         cells = []
         for s in sets:
             c = tests.get(s) or tests.get(None)

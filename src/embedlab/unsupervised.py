@@ -110,6 +110,7 @@ def describe(name: str, stats: dict[str, Any]) -> str:
     line += f", {stats['steps']} steps in {stats['train_seconds']:.0f} s"
     if "recon_loss_before" in stats:
         line += f"; held-out reconstruction loss {stats['recon_loss_before']:.3f} -> {stats['recon_loss_after']:.3f}"
+    from embedlab.baselines import floor_key
+
     (score,) = (k for k in stats if k.endswith("_spearman_cosine"))  # embedlab.baselines.headline's keys
-    floor = score.removesuffix("spearman_cosine") + "floor"
-    return f"{line}; {score} {stats[score]:.4f} (bag-of-embeddings floor {stats[floor]:.4f})"
+    return f"{line}; {score} {stats[score]:.4f} (bag-of-embeddings floor {stats[floor_key(score)]:.4f})"
