@@ -279,8 +279,8 @@ def test_each_ablation_comparison_changes_exactly_one_ingredient(profile):
         settings_diff = [k for k in recipes[ref] if recipes[var][k] != recipes[ref][k]]
         assert len(recipe_diff) + len(settings_diff) == 1, (c["name"], recipe_diff, settings_diff)
     assert recipes["improved-lr"]["learning_rate"] == recipes["book"]["learning_rate"] == 5e-5
-    if profile == "CPU":  # the full pool for the headline recipe, its first 6,000 triplets for the other ingredients
-        assert (recipes["improved"]["max_rows"], recipes["improved-rows"]["max_rows"]) == (None, 6000)
+    if profile == "CPU":  # the full pool for the headline recipe, its first 3,000 triplets for the other ingredients
+        assert (recipes["improved"]["max_rows"], recipes["improved-rows"]["max_rows"]) == (None, 3000)
 
 
 def test_ablation_recipes_differ_from_improved_in_the_named_ingredient():
@@ -296,6 +296,6 @@ def test_domain_arms_fine_tune_with_the_improved_recipe_and_its_settings(profile
     raw = yaml.safe_load(PROFILES[profile].read_text())
     recipes, arm = raw["finetune"]["recipes"], raw["domain"]["finetune"]
     assert raw["domain"]["recipe"] == "improved"
-    # CPU: the first 6,000 triplets (improved-rows), as the ablation; book and tiny: improved's own rows
+    # CPU: the first 3,000 triplets (improved-rows), as the ablation; book and tiny: improved's own rows
     same = recipes["improved-rows" if profile == "CPU" else "improved"]
     assert {k: arm[k] for k in WEIGHT_SETTINGS} == {k: same[k] for k in WEIGHT_SETTINGS}

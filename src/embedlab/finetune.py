@@ -10,13 +10,14 @@ give each recipe its own.
   book).
 * ``improved``: only entailments are positives, the contradiction of the same premise is the hard negative
   (:func:`embedlab.nli.mnrl_triplets`), batches never repeat a text (``NO_DUPLICATES``), the loss is MNRL; with
-  a lower learning rate and every row of the pool (params), it lifts the model on STS-B and SICK-R alike.
+  a lower learning rate and enough rows (params; the CPU profile: every triplet of the pool), it lifts the model
+  on STS-B and SICK-R alike.
 * the ablation, one ingredient of ``improved`` changed each (the report's ablation table says which one moves
   the score): ``improved-pairs`` drops the hard negative ((premise, entailment) pairs), ``improved-gist`` uses
   GISTEmbed guided by the untouched model (an in-batch "negative" the guide finds at least as similar as the
   positive is masked instead of pushed away), ``improved-sampler`` the default sampler (a batch may repeat a
-  text); ``improved-lr`` and ``improved-rows`` are ``improved`` itself with the book's learning rate or number
-  of rows in params.
+  text); ``improved-lr`` and ``improved-rows`` are ``improved`` itself with the book's learning rate or fewer
+  rows in params (the CPU profile measures the other ingredients at ``improved-rows``' rows).
 * ``matryoshka``: ``improved`` with its loss also applied to the first 256, 128 and 64 of the 384 dimensions
   (``MatryoshkaLoss``), so a truncated embedding (``SentenceTransformer(path, truncate_dim=64)``) stays useful: a
   smaller index and faster search for a little accuracy.
