@@ -262,14 +262,13 @@ WEIGHT_SETTINGS = [  # what changes the trained weights (eval_steps and logging_
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("profile", ["CPU", "book"])
+@pytest.mark.parametrize("profile", ["CPU", "book", "tiny"])
 def test_each_ablation_comparison_changes_exactly_one_ingredient(profile):
     raw = yaml.safe_load(PROFILES[profile].read_text())
     recipes = raw["finetune"]["recipes"]
     variants = [name for name in recipes if name.startswith("improved-")]
     expected = ["improved-pairs", "improved-gist", "improved-sampler", "improved-lr", "improved-rows"]
-    # book profile: the book recipe uses every row too, and so does everything else: no rows ingredient
-    assert variants == (expected if profile == "CPU" else expected[:-1])
+    assert variants == expected
     ablations = [c for c in raw["report"]["comparisons"] if c["name"].startswith("ablation: ")]
     assert sorted(c["b"] for c in ablations) == sorted(f"finetune-{v}" for v in variants)  # each variant once
     for c in ablations:
@@ -279,8 +278,8 @@ def test_each_ablation_comparison_changes_exactly_one_ingredient(profile):
         settings_diff = [k for k in recipes[ref] if recipes[var][k] != recipes[ref][k]]
         assert len(recipe_diff) + len(settings_diff) == 1, (c["name"], recipe_diff, settings_diff)
     assert recipes["improved-lr"]["learning_rate"] == recipes["book"]["learning_rate"] == 5e-5
-    if profile == "CPU":  # the full pool for the headline recipe, its first 3,000 triplets for the other ingredients
-        assert (recipes["improved"]["max_rows"], recipes["improved-rows"]["max_rows"]) == (None, 3000)
+    rows = {"CPU": (None, 3000), "book": (None, 3000), "tiny": (120, 60)}[profile]  # the headline's, the ablation's
+    assert (recipes["improved"]["max_rows"], recipes["improved-rows"]["max_rows"]) == rows
 
 
 def test_ablation_recipes_differ_from_improved_in_the_named_ingredient():
