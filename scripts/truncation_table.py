@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-MODELS = {
+MODELS = {  # matryoshka's reference is improved-rows: the same triplets and settings, without MatryoshkaLoss
     "untouched": "models/base/all-MiniLM-L6-v2",
-    "improved": "models/finetune-improved",
+    "improved-rows": "models/finetune-improved-rows",
     "matryoshka": "models/finetune-matryoshka",
 }
 SETS = ("stsb_validation", "stsb_test", "sickr")
